@@ -1,0 +1,1 @@
+CRM_CONFIG=config.DevConfig

@@ -1,0 +1,103 @@
+"""The campaign outreach CRM: application factory."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g, request, session
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from crm.extensions import babel, csrf, db, limiter, login_manager, migrate
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config_class: str = "config.Config", overrides: dict | None = None) -> Flask:
+    """Build the app; importing or calling this has no side effects on any database."""
+    app = Flask(__name__, template_folder="../templates", instance_relative_config=False)
+    app.config.from_object(config_class)
+    if overrides:
+        app.config.update(overrides)
+    from crm.security import check_config
+
+    check_config(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    register_template_helpers(app)
+    register_commands(app)
+    register_shellcontext(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    import crm.models  # noqa: F401  (all models known to metadata and the scoping hook)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True,
+                     compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+    from crm.i18n import select_locale, select_timezone
+
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    limiter.init_app(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """SQLite: foreign keys on, WAL, and a busy timeout so writers wait instead of failing."""
+    module = type(dbapi_connection).__module__
+    if not module.startswith("sqlite3"):
+        return
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def register_blueprints(app: Flask) -> None:
+    from crm.auth import bp as auth_bp
+    from crm.main import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from crm.errors import register
+
+    register(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from crm.security import register as register_security
+
+    register_security(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from crm.core.formatting import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from crm.commands import crm_cli
+
+    app.cli.add_command(crm_cli)
+
+
+def register_shellcontext(app: Flask) -> None:
+    def shell_context():
+        import crm.models as m
+
+        return {"db": db, "m": m}
+
+    app.shell_context_processor(shell_context)

@@ -1,0 +1,1 @@
+"""Shared machinery: database base and mixins, scoping, validators, calendar, spreadsheets, audit."""

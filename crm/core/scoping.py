@@ -1,0 +1,138 @@
+"""Tenant isolation: the one mechanism that scopes every query for bank-owned rows.
+
+Each bank-owned model declares ``__tenant_criteria__`` (a classmethod building the
+WHERE clause for a bank). A ``do_orm_execute`` hook adds it, through
+``with_loader_criteria``, to every ORM SELECT, UPDATE and DELETE, including
+``Session.get`` and relationship loads. The scope is set per request from the
+signed-in user and defaults to *nobody* inside a request, so a forgotten scope
+fails closed. Command-line tools run with the system scope.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+import sqlalchemy as sa
+from flask import abort, has_request_context
+from sqlalchemy import event
+from sqlalchemy.orm import Session, with_loader_criteria
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is looking: ``bank_id`` None with ``all_banks`` True sees every bank."""
+
+    bank_id: Optional[int]
+    all_banks: bool = False
+    label: str = ""
+
+    @property
+    def restricted(self) -> bool:
+        return not self.all_banks
+
+
+SYSTEM = Scope(bank_id=None, all_banks=True, label="system")
+NOBODY = Scope(bank_id=-1, all_banks=False, label="nobody")
+
+_current: contextvars.ContextVar[Optional[Scope]] = contextvars.ContextVar("crm_scope", default=None)
+_TENANT_MODELS: list[type] = []
+
+
+def tenant_model(cls):
+    """Class decorator registering a model whose rows belong to a bank."""
+    if not hasattr(cls, "__tenant_criteria__"):
+        raise TypeError(f"{cls.__name__} needs __tenant_criteria__")
+    _TENANT_MODELS.append(cls)
+    return cls
+
+
+def tenant_models() -> tuple[type, ...]:
+    return tuple(_TENANT_MODELS)
+
+
+def current_scope() -> Scope:
+    """The scope in force: explicit, else nobody inside a request, else system (CLI, migrations)."""
+    scope = _current.get()
+    if scope is not None:
+        return scope
+    return NOBODY if has_request_context() else SYSTEM
+
+
+def set_scope(scope: Scope) -> contextvars.Token:
+    return _current.set(scope)
+
+
+def reset_scope(token: contextvars.Token) -> None:
+    _current.reset(token)
+
+
+@contextlib.contextmanager
+def scoped(scope: Scope) -> Iterator[Scope]:
+    """Run a block under a given scope (tests, background jobs)."""
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)
+
+
+def scope_for(user) -> Scope:
+    """The scope of a user: bank users see their bank; bureau and admin see every bank."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return NOBODY
+    if user.bank_id is not None:
+        return Scope(bank_id=user.bank_id, all_banks=False, label=f"bank:{user.bank_id}")
+    return Scope(bank_id=None, all_banks=True, label=user.role)
+
+
+def _add_tenant_criteria(state) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # criteria already propagate to these loads from the parent statement
+    if state.execution_options.get("skip_tenant_scope"):
+        return
+    scope = current_scope()
+    if not scope.restricted:
+        return
+    bank_id = scope.bank_id
+    options = [
+        with_loader_criteria(model, model.__tenant_criteria__(bank_id), include_aliases=True)
+        for model in _TENANT_MODELS
+    ]
+    state.statement = state.statement.options(*options)
+
+
+def install(session_factory=Session) -> None:
+    """Attach the hook once to all sessions."""
+    if not event.contains(session_factory, "do_orm_execute", _add_tenant_criteria):
+        event.listen(session_factory, "do_orm_execute", _add_tenant_criteria)
+
+
+install()
+
+
+def get_or_404(model, ident, *, include_deleted: bool = False):
+    """Load a row through the scoped session; another bank's row is 404, exactly like a missing one.
+
+    :raise 404: when the id is malformed, missing, deleted or outside the viewer's scope.
+    """
+    from crm.extensions import db
+
+    try:
+        ident = int(ident)
+    except (TypeError, ValueError):
+        abort(404)
+    if not (0 < ident < 2**63):
+        abort(404)
+    obj = db.session.get(model, ident)
+    if obj is None or (not include_deleted and getattr(obj, "is_deleted", False)):
+        abort(404)
+    return obj
+
+
+def visible(stmt: sa.Select) -> sa.Select:
+    """Explicit marker for readers: every ORM statement is already scoped by the hook."""
+    return stmt

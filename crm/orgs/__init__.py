@@ -1,0 +1,1 @@
+"""Organisations, campaigns and targets."""
