@@ -36,6 +36,7 @@ $(NPM_STAMP): package.json package-lock.json
 
 assets: venv $(NPM_STAMP)  ## npm ci when needed, then copy the vendor files into crm/static/vendor
 	$(PY) scripts/build_assets.py
+	$(PY) scripts/i18n.py compile
 
 db: venv  ## migrate the database (instance/crm.sqlite3, or DATABASE_URL)
 	@mkdir -p instance

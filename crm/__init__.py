@@ -62,12 +62,25 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cur.close()
 
 
-def register_blueprints(app: Flask) -> None:
-    from crm.auth import bp as auth_bp
-    from crm.main import bp as main_bp
+#: (package, URL prefix) of every blueprint
+BLUEPRINTS = [
+    ("crm.auth", None),
+    ("crm.main", None),
+    ("crm.firms", "/firms"),
+    ("crm.visits", "/visits"),
+    ("crm.events", "/events"),
+    ("crm.credit", "/credit"),
+    ("crm.dashboard", "/dashboard"),
+    ("crm.imports", "/imports"),
+    ("crm.api", "/api/v1"),
+]
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(main_bp)
+
+def register_blueprints(app: Flask) -> None:
+    import importlib
+
+    for package, prefix in BLUEPRINTS:
+        app.register_blueprint(importlib.import_module(package).bp, url_prefix=prefix)
 
 
 def register_errorhandlers(app: Flask) -> None:

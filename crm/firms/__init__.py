@@ -1,1 +1,6 @@
-"""firms"""
+"""Firms blueprint."""
+from flask import Blueprint
+
+bp = Blueprint("firms", __name__)
+
+from crm.firms import views  # noqa: E402,F401

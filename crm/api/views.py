@@ -1,0 +1,2 @@
+"""Api views."""
+from crm.api import bp  # noqa: F401

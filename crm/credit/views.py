@@ -1,0 +1,2 @@
+"""Credit views."""
+from crm.credit import bp  # noqa: F401

@@ -1,0 +1,2 @@
+"""Dashboard views."""
+from crm.dashboard import bp  # noqa: F401

@@ -1,0 +1,2 @@
+"""Events views."""
+from crm.events import bp  # noqa: F401

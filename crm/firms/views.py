@@ -1,0 +1,2 @@
+"""Firms views."""
+from crm.firms import bp  # noqa: F401

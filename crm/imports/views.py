@@ -1,0 +1,2 @@
+"""Imports views."""
+from crm.imports import bp  # noqa: F401

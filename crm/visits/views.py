@@ -1,0 +1,2 @@
+"""Visits views."""
+from crm.visits import bp  # noqa: F401
