@@ -17,3 +17,11 @@ def home():
 def healthz():
     """Liveness for the load balancer; reveals nothing."""
     return jsonify(status="ok")
+
+
+@bp.route("/favicon.ico")
+def favicon():
+    """Browsers ask for it on every page; serve the app icon."""
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
