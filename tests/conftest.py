@@ -1,6 +1,8 @@
 """Fixtures: a migrated template database copied per test, an isolated client, factories."""
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 
 import flask_migrate
@@ -46,16 +48,79 @@ def make_app(db_url: str, **overrides):
     return app
 
 
-@pytest.fixture(scope="session")
-def template_db(tmp_path_factory):
-    """An SQLite file migrated to head once per session (reference data included)."""
-    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
-    app = make_app(f"sqlite:///{path}")
+def _migrate(url: str) -> None:
+    app = make_app(url)
     with app.app_context():
         flask_migrate.upgrade()
         db.session.remove()
         db.engine.dispose()
-    return path
+
+
+class SqliteDatabases:
+    """Per-test SQLite files copied from one file migrated to head per session."""
+
+    engine = "sqlite"
+
+    def __init__(self, tmp_path_factory):
+        self.template = tmp_path_factory.mktemp("template") / "template.sqlite3"
+        _migrate(f"sqlite:///{self.template}")
+
+    def new(self, tmp_path) -> str:
+        path = tmp_path / f"crm-{next(_db_seq)}.sqlite3"
+        shutil.copy(self.template, path)
+        return f"sqlite:///{path}"
+
+    def drop(self, url: str) -> None:
+        pass
+
+
+class PostgresDatabases:
+    """Per-test PostgreSQL databases cloned (CREATE DATABASE ... TEMPLATE) from one migrated template."""
+
+    engine = "postgresql"
+
+    def __init__(self, server):
+        self.server = server
+        self.template_url = server.create_database("crm_template")
+        _migrate(self.template_url)
+
+    def new(self, tmp_path) -> str:
+        import psycopg
+
+        name = f"crm_test_{os.getpid()}_{next(_db_seq)}"
+        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE crm_template')
+        return self.server.url_for(name)
+
+    def drop(self, url: str) -> None:
+        import psycopg
+
+        name = url.rsplit("/", 1)[1]
+        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_db_seq = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the session (skipped locally when absent; required under CI)."""
+    from tests.pgserver import PgServer, require_pg
+
+    require_pg()
+    server = PgServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def databases(request, tmp_path_factory):
+    """Where test databases come from: SQLite by default, PostgreSQL with CRM_TEST_DB=postgres."""
+    if os.environ.get("CRM_TEST_DB") == "postgres":
+        return PostgresDatabases(request.getfixturevalue("pg_server"))
+    return SqliteDatabases(tmp_path_factory)
 
 
 @pytest.fixture
@@ -65,11 +130,17 @@ def app_overrides():
 
 
 @pytest.fixture
-def app(template_db, tmp_path, app_overrides):
-    """A fresh database per test (a copy of the migrated template) with the app context pushed."""
-    path = tmp_path / "crm.sqlite3"
-    shutil.copy(template_db, path)
-    app = make_app(f"sqlite:///{path}", **app_overrides)
+def db_url(databases, tmp_path):
+    """A fresh migrated database for this test."""
+    url = databases.new(tmp_path)
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def app(db_url, app_overrides):
+    """The app on a fresh database with its context pushed."""
+    app = make_app(db_url, **app_overrides)
     with app.app_context():
         yield app
         db.session.remove()

@@ -11,7 +11,6 @@ Fixtures:
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -53,10 +52,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(template_db, tmp_path):
-    path = tmp_path / "live.sqlite3"
-    shutil.copy(template_db, path)
-    app = make_app(f"sqlite:///{path}", WTF_CSRF_ENABLED=True)
+def live_server(db_url):
+    app = make_app(db_url, WTF_CSRF_ENABLED=True)
     server = LiveServer(app).start()
     try:
         yield server
