@@ -18,7 +18,7 @@ VENV_STAMP   := $(VENV)/.stamp-requirements
 NPM_STAMP    := node_modules/.stamp-npm-ci
 VENDOR       := crm/static/vendor
 
-.PHONY: help venv assets db run test bench clean distclean
+.PHONY: help venv assets db run test test-sqlite bench clean distclean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -46,7 +46,11 @@ run: venv assets db  ## install, build, migrate, load the demo if empty, serve o
 	$(FLASK) crm demo-data --if-empty
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-test: venv assets  ## the whole suite; extra pytest options: make test PYTEST_ARGS='-k visits'
+test: venv assets  ## the whole suite on SQLite (browser tests included), then again on PostgreSQL
+	$(PY) -m pytest $(PYTEST_ARGS)
+	CRM_TEST_DB=postgres $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+test-sqlite: venv assets  ## the suite on SQLite only: make test-sqlite PYTEST_ARGS='-k visits'
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv  ## benchmarks: make bench SCALES=1,10
