@@ -66,6 +66,7 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 BLUEPRINTS = [
     ("crm.auth", None),
     ("crm.main", None),
+    ("crm.orgs", "/admin"),
     ("crm.firms", "/firms"),
     ("crm.visits", "/visits"),
     ("crm.events", "/events"),
@@ -80,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
     import importlib
 
     for package, prefix in BLUEPRINTS:
+        importlib.import_module(package + ".views")  # routes register on import
         app.register_blueprint(importlib.import_module(package).bp, url_prefix=prefix)
 
 

@@ -106,3 +106,37 @@ def set_active(user: User, active: bool, *, actor: Optional[User] = None) -> Non
     user.rotate_session_token()
     db.session.flush()
     audit.record("user.activate" if active else "user.deactivate", user, user=actor, bank_id=user.bank_id)
+
+
+def change_role(user: User, role: Role | str, *, org: Optional[Organisation] = None,
+                actor: Optional[User] = None) -> None:
+    """Change a user's role (and organisation); effective on their next request, since every request reloads
+    the user and derives the tenant scope from the database."""
+    try:
+        role = Role(role)
+    except ValueError as exc:
+        raise AccountError(_("Unknown role: %(role)s", role=role)) from exc
+    org = org or user.org
+    bank = org.bank
+    if role in BANK_ROLES and bank is None:
+        raise AccountError(_("Bank staff must belong to a bank or one of its branches."))
+    if role == Role.BUREAU and org.kind != OrgKind.BUREAU:
+        raise AccountError(_("Bureau users must belong to the bureau."))
+    before = {"role": user.role.value, "org": user.org.code, "bank_id": user.bank_id}
+    user.role = role
+    user.org = org
+    user.bank_id = bank.id if role in BANK_ROLES else None
+    db.session.flush()
+    audit.record("user.role_change", user, user=actor, bank_id=user.bank_id, before=before,
+                 after={"role": user.role.value, "org": org.code, "bank_id": user.bank_id})
+
+
+def reset_password(user: User, *, actor: Optional[User] = None) -> str:
+    """Set a random one-time password that must be changed at next sign-in; ends the user's sessions."""
+    password = generate_password()
+    user.password_hash = passwords.hash_password(password)
+    user.must_change_password = True
+    user.rotate_session_token()
+    db.session.flush()
+    audit.record("user.password_reset", user, user=actor, bank_id=user.bank_id)
+    return password
