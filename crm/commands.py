@@ -130,7 +130,10 @@ def demo_data(force, if_empty, seed):
         return
     if has_data and not force:
         fail("数据库不为空；如确需加载演示数据请加 --force / the database is not empty; use --force to load anyway")
-    logins = demo.load(seed=seed)
+    try:
+        logins = demo.load(seed=seed)
+    except ValueError as exc:
+        fail(str(exc))
     db.session.commit()
     click.echo("demo campaign loaded. Demo logins (password for all: %s):" % demo.DEMO_PASSWORD)
     for role, username in logins:
