@@ -9,7 +9,16 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
 #: Secrets that must never run in production (shipped in docs, tests or examples).
-KNOWN_WEAK_SECRETS = {"dev", "secret", "changeme", "dev-not-secret", "test-not-secret", "please-change-me"}
+KNOWN_WEAK_SECRETS = {
+    "dev", "secret", "changeme", "change-me", "change_me", "dev-not-secret", "test-not-secret", "please-change-me",
+    "secret-key", "secret_key", "your-secret-key", "supersecret", "thisismysecretkey",
+    # Superset's published defaults (CVE-2023-27524), a warning of how often defaults ship
+    "\x02\x01thisismyscretkey\x01\x02\\e\\y\\y\\h", "CHANGE_ME_TO_A_COMPLEX_RANDOM_SECRET",
+}
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def _default_db_url() -> str:
@@ -35,20 +44,35 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    REMEMBER_COOKIE_DURATION = timedelta(days=14)
+    #: "keep me signed in" lasts at most one working day; a restored session still counts from the
+    #: last password sign-in, so the absolute limit below holds (crm/security.py)
+    REMEMBER_COOKIE_DURATION = timedelta(hours=8)
     SESSION_IDLE_MINUTES = 30
     SESSION_ABSOLUTE_HOURS = 8
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
 
+    #: whole request bodies above this get 413 (uploads: IMPORT_MAX_BYTES plus multipart overhead)
     MAX_CONTENT_LENGTH = 12 * 1024 * 1024
+    #: Flask 3.1 defaults, stated so a change is deliberate: non-file form data and number of parts
+    MAX_FORM_MEMORY_SIZE = 500_000
+    MAX_FORM_PARTS = 1000
+    #: urlencoded and JSON bodies (anything but a multipart upload): crm.security caps them here
+    MAX_BODY_WITHOUT_FILES = 1024 * 1024
     IMPORT_MAX_BYTES = 10 * 1024 * 1024
     IMPORT_MAX_ROWS = 10_000
 
+    #: counters must be shared by every worker in production: redis://host:6379/0 (see docs/security.md)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_RATE_LIMIT = "5/minute;20/hour"
 
-    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session (itself at most 8 h)
+    #: number of reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (ProxyFix)
+    PROXY_FIX_HOPS = 0
+    FORCE_HTTPS = False
+    #: audit rows are kept at least this long (PRC Cybersecurity Law art. 21: six months)
+    AUDIT_MIN_RETENTION_DAYS = 183
     PAGE_SIZE = 50
 
 
@@ -71,12 +95,21 @@ class TestConfig(Config):
 
 
 class ProdConfig(Config):
-    """gunicorn in production: refuses to start without a strong secret."""
+    """gunicorn in production: refuses to start with an unsafe setting (crm.security.check_config)."""
 
     REQUIRE_STRONG_SECRET = True
+    DEBUG = False
+    TESTING = False
+    #: old keys still accepted for reading sessions while a new SECRET_KEY rolls out
+    SECRET_KEY_FALLBACKS = _env_list("SECRET_KEY_FALLBACKS")
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-session"
     REMEMBER_COOKIE_NAME = "__Host-remember"
     PREFERRED_URL_SCHEME = "https"
-    TRUSTED_HOSTS = [h for h in os.environ.get("TRUSTED_HOSTS", "").split(",") if h] or None
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
+    #: behind the load balancer: trust one proxy hop for the client address and scheme
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "1"))
+    FORCE_HTTPS = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SAMESITE = "Lax"

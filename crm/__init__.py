@@ -106,6 +106,8 @@ def register_template_helpers(app: Flask) -> None:
 def register_commands(app: Flask) -> None:
     from crm.commands import crm_cli
 
+    import crm.perf  # noqa: F401  (registers `crm gen-data`)
+
     app.cli.add_command(crm_cli)
 
 

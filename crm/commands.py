@@ -119,9 +119,14 @@ def create_campaign(code, name, district, start, end, orgs, industries):
 @click.option("--seed", default=20261126, type=int)
 def demo_data(force, if_empty, seed):
     """Load the demo campaign (知产融, Longgang) and print one login per role."""
+    from flask import current_app
+
     from crm import demo
     from crm.orgs.models import Organisation
 
+    if current_app.config.get("REQUIRE_STRONG_SECRET"):
+        fail("演示数据使用公开的共享密码，生产配置下不允许加载 / the demo has a shared public password; "
+             "it cannot be loaded under the production configuration")
     has_data = db.session.scalar(sa.select(sa.func.count()).select_from(Organisation)) > 0
     if has_data and if_empty:
         click.echo("database already has data; demo not loaded")

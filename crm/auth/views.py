@@ -1,9 +1,9 @@
 """Sign-in, sign-out, language and password views."""
-import time
-
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
+
+from crm import security
 
 from crm.auth import bp, services
 from crm.auth.forms import EmptyForm, LoginForm, PasswordChangeForm
@@ -34,17 +34,12 @@ def login():
     if form.validate_on_submit():
         user = services.authenticate(form.username.data, form.password.data)
         if user is None:
-            audit.record("auth.login_failed", detail=normalize_username(form.username.data)[:64])
+            audit.record("auth.login_failed", detail=security.printable(normalize_username(form.username.data), 64))
             db.session.commit()
             flash(_("Wrong username or password."), "danger")
             return render_template("auth/login.html", form=form), 200
         next_target = form.next.data
-        session.clear()  # a fresh session (and CSRF token) on sign-in
-        login_user(user, remember=form.remember.data)
-        now = time.time()
-        session["iat"] = now
-        session["seen"] = now
-        session.permanent = True
+        security.start_session(user, remember=bool(form.remember.data))  # a fresh session and CSRF token
         audit.record("auth.login", user, user=user, bank_id=user.bank_id)
         db.session.commit()
         if user.must_change_password:
@@ -65,8 +60,7 @@ def logout():
     user.rotate_session_token()
     audit.record("auth.logout", user, user=user, bank_id=user.bank_id)
     db.session.commit()
-    logout_user()
-    session.clear()
+    security.end_session()
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"))
 
@@ -85,10 +79,7 @@ def password():
             form.new.errors.append(str(exc))
         else:
             db.session.commit()
-            login_user(user)  # this session continues under the new token
-            now = time.time()
-            session["iat"] = session.get("iat", now)
-            session["seen"] = now
+            security.renew_session(user)  # this session continues under the new token, with a new CSRF token
             flash(_("Your password was changed. Other sessions were signed out."), "success")
             return redirect(url_for("main.home"))
     return render_template("auth/password.html", form=form)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 import json
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, Iterable, Optional
 
@@ -21,7 +21,7 @@ MOBILE_COLUMNS = {"mobile"}
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, enum.Enum):
         return value.value

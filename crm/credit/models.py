@@ -75,6 +75,8 @@ class CreditApplication(TimestampMixin, VersionMixin, db.Model):
     requested_fen: Mapped[int] = mapped_column(sa.BigInteger)
     #: materials complete: the SLA clock starts the next day
     accepted_on: Mapped[date] = mapped_column(index=True)
+    #: the term the firm asked for (months); lets pledges be checked against the expected maturity early
+    requested_term_months: Mapped[Optional[int]]
     stage: Mapped[Stage] = mapped_column(enum_type(Stage, "credit_stage"), default=Stage.ACCEPTED, index=True)
     decided_on: Mapped[Optional[date]] = mapped_column(index=True)
     approved_fen: Mapped[Optional[int]] = mapped_column(sa.BigInteger)
@@ -97,6 +99,7 @@ class CreditApplication(TimestampMixin, VersionMixin, db.Model):
     created_by_id: Mapped[Optional[int]] = fk("user.id", nullable=True)
 
     firm: Mapped["Firm"] = relationship()
+    bank: Mapped["Organisation"] = relationship(foreign_keys=[bank_id])
     rm: Mapped["User"] = relationship(foreign_keys=[rm_id])
     branch: Mapped[Optional["Organisation"]] = relationship(foreign_keys=[branch_id])
     campaign: Mapped["Campaign"] = relationship()

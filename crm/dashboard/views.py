@@ -1,2 +1,309 @@
-"""Dashboard views."""
-from crm.dashboard import bp  # noqa: F401
+"""Dashboard views: the campaign at a glance, the records behind every number, targets and progress reports."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from crm.auth.forms import EmptyForm
+from crm.core.models import Area, Industry, Street, VisitMode
+from crm.core.navigation import add_nav
+from crm.dashboard import bp
+from crm.dashboard.definitions import (
+    AMOUNT, BP, FUNNEL_KEYS, METRIC_BY_KEY, METRIC_KEYS, METRICS, RATE, TARGET_KEYS,
+)
+from crm.dashboard.filters import ArgsBuilder, parse_filters, visible_campaigns
+from crm.dashboard.metrics import (
+    DIMENSIONS, NONE_KEY, compute_metrics, count_records, dimension_filter, keys_for_dimension,
+    records_statement, registered_secured_fen, sla_outcomes,
+)
+from crm.dashboard.services import (
+    LEAGUE_KEYS, TargetError, branch_split_warnings, campaign_banks, branches_of, display_target, league,
+    parse_target_value, progress, save_targets, target_levels, targets_map,
+)
+from crm.extensions import db
+from crm.orgs.models import Organisation, OrgKind
+
+add_nav("dashboard.index", _l("Dashboard"), "speedometer2", order=70)
+add_nav("dashboard.targets", _l("Targets"), "bullseye", order=71)
+
+PER_PAGE = 100
+DIMENSION_LABELS = {
+    "industry": _l("By industry"), "district": _l("By district"), "street": _l("By street"),
+    "bank": _l("By bank"), "branch": _l("By branch"), "month": _l("By month"),
+}
+
+
+def format_metric(key: str, value: Any) -> str:
+    """A metric value for people: counts with separators, 万元 with two decimals, rates in percent."""
+    if value is None:
+        return "—"
+    kind = METRIC_BY_KEY[key].kind
+    if kind == AMOUNT:
+        return format(Decimal(value), ",.2f")
+    if kind == RATE:
+        return format(Decimal(value) * 100, ".1f") + "%"
+    if kind == BP:
+        return format(Decimal(value), ".2f")
+    return format(int(value), ",")
+
+
+def raw_value(value: Any) -> str:
+    """The exact value for data- attributes (tests and scripts read these)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+@bp.context_processor
+def _helpers():
+    return {"metric_def": METRIC_BY_KEY, "format_metric": format_metric, "raw_value": raw_value,
+            "dimension_labels": DIMENSION_LABELS, "NONE_KEY": NONE_KEY, "stage_label": stage_label}
+
+
+STAGE_LABELS = {
+    "accepted": ("已受理", "Accepted"), "under_review": ("审批中", "Under review"), "approved": ("已通过", "Approved"),
+    "declined": ("已否决", "Declined"), "withdrawn": ("已撤回", "Withdrawn"), "contracted": ("已签约", "Contracted"),
+    "pledge_registered": ("已质押登记", "Pledge registered"), "disbursed": ("已放款", "Disbursed"),
+    "repaid": ("已还款", "Repaid"),
+}
+
+
+def stage_label(stage, lang: str | None = None) -> str:
+    """A credit stage's name in the page language (the report is always Chinese)."""
+    from crm.dashboard.definitions import _lang
+
+    zh, en = STAGE_LABELS.get(str(getattr(stage, "value", stage)), (str(stage), str(stage)))
+    return en if _lang(lang) == "en" else zh
+
+
+def _filter_options(parsed) -> dict:
+    """Choices for the filter bar (a handful of small queries)."""
+    campaigns = visible_campaigns(current_user)
+    banks = campaign_banks(parsed.campaign, current_user) if parsed.campaign else []
+    branches = [br for lst in branches_of(banks).values() for br in lst]
+    return {
+        "campaigns": campaigns, "banks": banks, "branches": branches,
+        "industries": list(db.session.scalars(sa.select(Industry).order_by(Industry.sort_order))),
+        "areas": list(db.session.scalars(sa.select(Area).order_by(Area.sort_order))),
+        "streets": list(db.session.scalars(sa.select(Street).order_by(Street.area_code, Street.sort_order))),
+    }
+
+
+def _level_org_id(f) -> Any:
+    """Whose targets the headline cards show: the branch, else the bank (a bank user's own), else the campaign."""
+    if f.branch_id is not None:
+        return f.branch_id
+    if f.bank_id is not None:
+        return f.bank_id
+    return current_user.bank_id
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The campaign dashboard: headline numbers against targets, funnel, breakdowns, league table."""
+    parsed = parse_filters(request.args, user=current_user)
+    options = _filter_options(parsed)
+    f = parsed.metric_filter
+    if f is None:
+        return render_template("dashboard/index.html", parsed=parsed, options=options, result=None)
+    result = compute_metrics(f, DIMENSIONS)
+    args = ArgsBuilder(parsed.campaign)
+    base_args = args(f)
+    targets = targets_map(parsed.campaign)
+    level = _level_org_id(f)
+    cards = []
+    for m in METRICS:
+        if not m.headline:
+            continue
+        actual = result.totals[m.key]
+        target = display_target(m.key, targets.get((level, m.key))) if m.targetable else None
+        campaign_target = display_target(m.key, targets.get((None, m.key))) if m.targetable and level else None
+        cards.append({"def": m, "value": actual, "target": target, "progress": progress(actual, target),
+                      "campaign_target": campaign_target})
+
+    def cell_args(dim: str, key: str):
+        narrowed = dimension_filter(f, dim, key, (result.window_from, result.window_to))
+        return args(narrowed) if narrowed is not None else None
+
+    breakdowns = []
+    for dim in DIMENSIONS:
+        groups = result.breakdowns[dim]
+        keys = [k for k in keys_for_dimension(dim) if k in METRIC_KEYS]
+        rows = [{"key": key, "label": result.labels[dim].get(key, key), "values": values,
+                 "args": cell_args(dim, key)} for key, values in groups.items()]
+        breakdowns.append({"dim": dim, "metric_keys": keys, "rows": rows})
+
+    funnel = [{"key": k, "label": METRIC_BY_KEY[k].label(), "value": result.totals[k]} for k in FUNNEL_KEYS]
+    league_rows = league(result, parsed.campaign, current_user)
+    chart_data = _chart_data(result, funnel)
+    return render_template(
+        "dashboard/index.html", parsed=parsed, options=options, result=result, cards=cards, base_args=base_args,
+        breakdowns=breakdowns, funnel=funnel, league_rows=league_rows, league_keys=LEAGUE_KEYS,
+        league_args=lambda org: args(f.replace(bank_id=org.parent_id or org.id,
+                                               branch_id=org.id if org.parent_id else None)),
+        chart_data=chart_data)
+
+
+def _chart_data(result, funnel) -> dict:
+    """Plain data for crm/static/js/dashboard.js (amounts as exact strings)."""
+    def series(dim, keys):
+        groups = result.breakdowns[dim]
+        return {
+            "categories": [result.labels[dim].get(k, k) for k in groups],
+            "series": [{"name": METRIC_BY_KEY[key].label(),
+                        "data": [raw_value(values.get(key)) for values in groups.values()]} for key in keys],
+        }
+
+    return {
+        "funnel": [{"name": s["label"], "value": s["value"]} for s in funnel],
+        "industry": series("industry", ("firms_reached", "credit_firms", "ip_pledge_deals")),
+        "bank": series("bank", ("credit_amount_wan", "ip_pledge_amount_wan", "disbursed_amount_wan")),
+        "month": series("month", ("visits", "firms_reached", "firm_attendances", "credit_firms")),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Drill-down
+# ---------------------------------------------------------------------------------------------------------
+
+
+def load_records(kind: str, stmt, *, page: int = 1, per_page: int = PER_PAGE) -> list:
+    """One page of a drill-down statement, with related rows loaded in a fixed number of queries."""
+    from sqlalchemy.orm import selectinload
+
+    from crm.auth.models import User
+    from crm.credit.models import CreditApplication, Pledge
+    from crm.events.models import Event
+    from crm.firms.models import Firm
+    from crm.visits.models import Visit
+
+    stmt = stmt.limit(per_page).offset((page - 1) * per_page)
+    if kind == "firms":
+        return list(db.session.scalars(stmt.options(
+            selectinload(Firm.industry), selectinload(Firm.area), selectinload(Firm.street))))
+    if kind == "visits":
+        return list(db.session.scalars(stmt.options(
+            selectinload(Visit.firm), selectinload(Visit.rm), selectinload(Visit.branch))))
+    if kind == "events":
+        return list(db.session.scalars(stmt.options(selectinload(Event.organisers))))
+    if kind == "staff":
+        return list(db.session.scalars(stmt.options(selectinload(User.org))))
+    if kind == "applications":
+        return list(db.session.scalars(stmt.options(
+            selectinload(CreditApplication.firm), selectinload(CreditApplication.product),
+            selectinload(CreditApplication.branch),
+            selectinload(CreditApplication.pledges).selectinload(Pledge.ip_asset))))
+    if kind == "attendances":
+        rows = db.session.execute(stmt).all()
+        events = {e.id: e for e in db.session.scalars(sa.select(Event).where(Event.id.in_({r[0] for r in rows})))}
+        firms = {x.id: x for x in db.session.scalars(sa.select(Firm).where(Firm.id.in_({r[1] for r in rows})))}
+        return [{"event": events.get(r[0]), "firm": firms.get(r[1]), "people": r[2]} for r in rows]
+    raise ValueError(kind)
+
+
+def bank_names() -> dict[int, str]:
+    return {oid: short or name for oid, name, short in db.session.execute(
+        sa.select(Organisation.id, Organisation.name, Organisation.short_name)
+        .where(Organisation.kind == OrgKind.BANK))}
+
+
+@bp.route("/records")
+@login_required
+def records():
+    """The records behind one number, filtered exactly as the dashboard was; as many rows as the number says."""
+    key = request.args.get("metric", "")
+    if key not in METRIC_BY_KEY:
+        abort(404)
+    parsed = parse_filters(request.args, user=current_user)
+    f = parsed.metric_filter
+    if f is None:
+        abort(404)
+    try:
+        page = max(1, min(int(request.args.get("page", "1")), 10**6))
+    except ValueError:
+        page = 1
+    kind, stmt = records_statement(key, f)
+    total = count_records(stmt)
+    rows = load_records(kind, stmt, page=page)
+    extra: dict[str, Any] = {}
+    if kind == "applications":
+        extra["registered"] = registered_secured_fen([a.id for a in rows])
+        extra["sla"] = sla_outcomes(rows) if key == "sla_hit_rate" else {}
+    if kind == "visits":
+        extra["modes"] = {code: (zh, en) for code, zh, en in db.session.execute(
+            sa.select(VisitMode.code, VisitMode.name_zh, VisitMode.name_en))}
+    value = compute_metrics(f).totals[key]
+    args = ArgsBuilder(parsed.campaign)(f)
+    return render_template("dashboard/records.html", key=key, definition=METRIC_BY_KEY[key], kind=kind,
+                           rows=rows, total=total, page=page, per_page=PER_PAGE, parsed=parsed, args=args,
+                           value=value, banks=bank_names(), extra=extra)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------------------------
+
+
+@bp.route("/targets", methods=["GET", "POST"])
+@login_required
+def targets():
+    """Campaign and bank targets (bureau, admin) and their split across branches (bank managers)."""
+    parsed = parse_filters(request.args, user=current_user)
+    campaign = parsed.campaign
+    if campaign is None:
+        abort(404)
+    levels = target_levels(campaign, current_user)
+    form = EmptyForm()
+    errors: list[str] = []
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        values = {}
+        for lv in levels:
+            if not lv.editable:
+                continue
+            for metric in TARGET_KEYS:
+                name = f"t-{lv.key}-{metric}"
+                if name not in request.form:
+                    continue
+                try:
+                    values[(lv.org.id if lv.org else None, metric)] = parse_target_value(metric, request.form[name])
+                except TargetError as exc:
+                    errors.append(f"{lv.org.display_name if lv.org else _('Whole campaign')}: {exc}")
+        if not errors:
+            try:
+                changed = save_targets(campaign, values, user=current_user)
+            except TargetError as exc:
+                db.session.rollback()
+                abort(403, description=str(exc))
+            db.session.commit()
+            flash(_("%(n)s targets saved.", n=changed), "success")
+            return redirect(url_for("dashboard.targets", campaign=campaign.code))
+        db.session.rollback()
+    stored = targets_map(campaign)
+    if errors:
+        current = {}
+        for lv in levels:
+            for metric in TARGET_KEYS:
+                current[(lv.key, metric)] = request.form.get(f"t-{lv.key}-{metric}", "")
+    else:
+        current = {(lv.key, metric): raw_value(display_target(metric, stored.get((lv.org.id if lv.org else None,
+                                                                                   metric))))
+                   for lv in levels for metric in TARGET_KEYS}
+    return render_template("dashboard/targets.html", campaign=campaign, levels=levels, form=form,
+                           metrics=[METRIC_BY_KEY[k] for k in TARGET_KEYS], current=current, errors=errors,
+                           campaigns=visible_campaigns(current_user),
+                           warnings=branch_split_warnings(campaign, levels),
+                           can_edit=any(lv.editable for lv in levels))
+
+
+from crm.dashboard import reports_views  # noqa: E402,F401
+from crm.dashboard import commands  # noqa: E402,F401

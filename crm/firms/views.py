@@ -1,2 +1,366 @@
-"""Firms views."""
-from crm.firms import bp  # noqa: F401
+"""Firm registry: list with filters and export, type-ahead, the firm page, firm and contact editing."""
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from markupsafe import Markup, escape
+
+from crm.auth.decorators import bank_user_required, role_required, writer_required
+from crm.auth.forms import EmptyForm
+from crm.auth.models import Role
+from crm.core import audit
+from crm.core.formatting import fen_to_wan, today_local
+from crm.core.navigation import add_nav
+from crm.core.scoping import get_or_404
+from crm.core.spreadsheets import send_csv, send_xlsx
+from crm.core.validators import mask_mobile
+from crm.extensions import db, limiter
+from crm.firms import bp, lookups, queries, services
+from crm.firms.http import conflict
+from crm.firms.forms import SME_LABELS, SIZE_LABELS, ContactForm, FirmForm, OwnerForm
+from crm.firms.models import Contact, Firm, FirmAccount
+from crm.firms.timeline import firm_history, firm_timeline
+
+add_nav("firms.index", _l("Firms"), "buildings", order=20)
+
+CONTACT_ROLES = (Role.RM, Role.BANK_MANAGER, Role.BUREAU)
+EXPIRY_WARNING_DAYS = 90
+
+
+def _apply_field_error(form, exc: services.FirmError) -> None:
+    field = getattr(form, exc.field, None) if exc.field else None
+    if exc.existing is not None and exc.field == "credit_code":
+        link = Markup('<a href="{}" data-testid="existing-firm">{}</a>').format(
+            url_for("firms.show", firm_id=exc.existing.id), _("Open it"))
+        message = Markup("{} {}").format(escape(str(exc)), link)
+    else:
+        message = str(exc)
+    if field is not None:
+        field.errors = list(field.errors) + [message]
+    else:
+        flash(str(exc), "danger")
+
+
+# --------------------------------------------------------------------------------------------------
+# List, export, type-ahead
+# --------------------------------------------------------------------------------------------------
+
+
+def _per_page() -> int:
+    try:
+        per = int(request.args.get("per", current_app.config.get("PAGE_SIZE", 50)))
+    except ValueError:
+        per = 50
+    return max(1, min(per, 200))
+
+
+def _filter_context(filters):
+    bank_id = queries.viewer_bank_id(current_user, filters)
+    return {
+        "industries": lookups.industries(),
+        "areas": lookups.areas(),
+        "streets": lookups.streets(filters.area or None),
+        "willingness_levels": lookups.willingness_levels(),
+        "sme_labels": SME_LABELS,
+        "owners": services.bank_users(bank_id) if bank_id else [],
+        "campaigns": queries.campaigns_for(current_user),
+        "banks": queries.banks() if current_user.bank_id is None else [],
+        "branches": queries.branches_of(bank_id),
+    }
+
+
+@bp.route("/")
+@login_required
+def index():
+    """The firm registry: search, combinable filters, sorting and keyset pages."""
+    filters = queries.FirmFilters.from_args(request.args)
+    page = queries.firm_page(filters, current_user, per_page=_per_page())
+    bank_id = queries.viewer_bank_id(current_user, filters)
+    accounts = queries.accounts_for(page.items, bank_id)
+    return render_template("firms/index.html", filters=filters, page=page, accounts=accounts,
+                           label=lookups.label, today=today_local(), **_filter_context(filters))
+
+
+EXPORT_HEADERS = [
+    "企业名称", "统一社会信用代码", "所属区", "所属街道", "重点产业", "国民经济行业门类", "高新技术企业", "高企证书编号",
+    "高企发证日期", "专精特新", "发明专利数", "实用新型数", "外观设计数", "软件著作权数", "跨境（涉港）",
+    "客户经理", "意愿等级", "最近走访日期", "融资需求(万元)", "联系人信息",
+]
+
+
+def _export_rows(firms, accounts, contacts_by_firm, full_mobiles: bool, today):
+    willingness = {w.code: w.name_zh for w in lookups.willingness_levels()}
+    for f in firms:
+        acct = accounts.get(f.id)
+        people = []
+        for c in contacts_by_firm.get(f.id, []):
+            mobile = c.mobile if (full_mobiles and services.can_manage_contact(current_user, c)) else mask_mobile(c.mobile)
+            people.append(" ".join(p for p in (c.name, c.title, mobile) if p))
+        yield {
+            "企业名称": f.name, "统一社会信用代码": f.credit_code,
+            "所属区": f.area.name if f.area else "", "所属街道": f.street.name if f.street else "",
+            "重点产业": f.industry.name_zh if f.industry else "", "国民经济行业门类": f.section_code or "",
+            "高新技术企业": f.is_high_tech_on(today), "高企证书编号": f.high_tech_cert_no or "",
+            "高企发证日期": f.high_tech_issued_on, "专精特新": str(SME_LABELS[f.sme_tier]) if f.sme_tier.value != "none" else "",
+            "发明专利数": f.invention_patents, "实用新型数": f.utility_models, "外观设计数": f.design_patents,
+            "软件著作权数": f.software_copyrights, "跨境（涉港）": f.is_cross_border,
+            "客户经理": acct.owner.display_name if acct and acct.owner else "",
+            "意愿等级": willingness.get(acct.willingness_code, "") if acct else "",
+            "最近走访日期": acct.last_visit_on if acct else None,
+            "融资需求(万元)": fen_to_wan(acct.open_need_fen) if acct and acct.open_need_fen else None,
+            "联系人信息": people,
+        }
+
+
+@bp.route("/export.<fmt>")
+@login_required
+@limiter.limit("30/hour")
+def export(fmt):
+    """The filtered list as CSV or XLSX (the same filters and scope as the page); audited with its row count."""
+    if fmt not in ("csv", "xlsx"):
+        abort(404)
+    filters = queries.FirmFilters.from_args(request.args)
+    full = request.args.get("mobiles") == "full" and services.contact_org_id(current_user) is not None
+    limit = current_app.config.get("EXPORT_MAX_ROWS", 50_000)
+    firms = list(db.session.scalars(queries.ordered(queries.filtered_firms(filters, current_user), filters,
+                                                     current_user).limit(limit)))
+    bank_id = queries.viewer_bank_id(current_user, filters)
+    accounts = queries.accounts_for(firms, bank_id)
+    contacts_by_firm: dict[int, list[Contact]] = {}
+    if firms:
+        for c in db.session.scalars(sa.select(Contact).where(
+                Contact.firm_id.in_([f.id for f in firms]), Contact.is_deleted.is_(False)).order_by(Contact.id)):
+            contacts_by_firm.setdefault(c.firm_id, []).append(c)
+    rows = list(_export_rows(firms, accounts, contacts_by_firm, full, today_local()))
+    detail = json.dumps(filters.query_args(), ensure_ascii=False)[:400]
+    audit.record("firm.export", None, object_type="firm", detail=f"{fmt} rows={len(rows)} {detail}",
+                 after={"rows": len(rows), "format": fmt})
+    if full:
+        revealed = sum(1 for cs in contacts_by_firm.values() for c in cs
+                       if c.mobile and services.can_manage_contact(current_user, c))
+        audit.record("contact.export", None, object_type="contact",
+                     detail=f"{fmt} full mobiles={revealed} firms={len(rows)}",
+                     after={"rows": revealed, "format": fmt})
+    db.session.commit()
+    name = f"企业名单_{today_local().isoformat()}"
+    if fmt == "csv":
+        return send_csv(name, EXPORT_HEADERS, rows)
+    return send_xlsx(name, EXPORT_HEADERS, rows, sheet_title="企业")
+
+
+@bp.route("/lookup")
+@login_required
+def lookup():
+    """Type-ahead: id, name and credit code of up to 10 firms matching a fragment of the name or code."""
+    term = (request.args.get("q") or "").strip()[:60]
+    if not term:
+        return jsonify([])
+    stmt = sa.select(Firm.id, Firm.name, Firm.credit_code).where(sa.or_(
+        Firm.name.contains(term, autoescape=True), Firm.credit_code.contains(term.upper(), autoescape=True),
+    )).order_by(Firm.name, Firm.id).limit(10)
+    return jsonify([{"id": r.id, "name": r.name, "credit_code": r.credit_code} for r in db.session.execute(stmt)])
+
+
+# --------------------------------------------------------------------------------------------------
+# Create / edit / show
+# --------------------------------------------------------------------------------------------------
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@writer_required
+def create():
+    """Register a firm; a known credit code links to the existing firm without saying who works with it."""
+    form = FirmForm()
+    if request.method == "GET" and request.args.get("name"):
+        form.name.data = request.args.get("name", "")[:120]
+    if form.validate_on_submit():
+        try:
+            firm = services.create_firm(form.service_data(), user=current_user)
+        except services.FirmError as exc:
+            db.session.rollback()
+            _apply_field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The firm %(name)s was registered.", name=firm.name), "success")
+            return redirect(url_for("firms.show", firm_id=firm.id))
+    return render_template("firms/form.html", form=form, firm=None), 200 if not form.errors else 422
+
+
+@bp.route("/<int:firm_id>/edit", methods=["GET", "POST"])
+@writer_required
+def edit(firm_id):
+    """Edit a firm's master data; a stale version is refused with 409."""
+    firm = get_or_404(Firm, firm_id)
+    form = FirmForm(firm=firm)
+    if form.validate_on_submit():
+        try:
+            services.update_firm(firm, form.service_data(), user=current_user, version=form.version.data)
+        except services.StaleEditError:
+            db.session.rollback()
+            conflict()
+        except services.FirmError as exc:
+            db.session.rollback()
+            _apply_field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("firms.show", firm_id=firm.id))
+    return render_template("firms/form.html", form=form, firm=firm), 200 if not form.errors else 422
+
+
+@bp.route("/<int:firm_id>")
+@login_required
+def show(firm_id):
+    """The firm page: data, expiry warnings, contacts, the timeline the viewer may see, and change history."""
+    firm = get_or_404(Firm, firm_id)
+    return _render_show(firm)
+
+
+def _render_show(firm, revealed=None, status=200):
+    today = today_local()
+    expires = firm.high_tech_expires_on
+    warning = None
+    if expires is not None and firm.high_tech_issued_on <= today:
+        if expires < today:
+            warning = "expired"
+        elif (expires - today).days <= EXPIRY_WARNING_DAYS:
+            warning = "soon"
+    account = None
+    owner_form = None
+    if current_user.bank_id is not None:
+        account = db.session.scalar(sa.select(FirmAccount).where(
+            FirmAccount.firm_id == firm.id, FirmAccount.bank_id == current_user.bank_id))
+        owner_form = OwnerForm()
+        owner_form.owner_id.choices = [("", "—")] + [(str(u.id), u.display_name)
+                                                     for u in services.bank_users(current_user.bank_id)]
+        owner_form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
+    return render_template(
+        "firms/show.html", firm=firm, today=today, expires=expires, expiry_warning=warning, account=account,
+        owner_form=owner_form, contacts=services.visible_contacts(firm), timeline=firm_timeline(firm, current_user),
+        history=firm_history(firm, current_user), can_manage_contact=services.can_manage_contact,
+        contact_org=services.contact_org_id(current_user), revealed=revealed or {}, label=lookups.label,
+        sme_labels=SME_LABELS, size_labels=SIZE_LABELS, button_form=EmptyForm(),
+        willingness=lookups.willingness_levels(),
+    ), status
+
+
+@bp.route("/<int:firm_id>/owner", methods=["POST"])
+@bank_user_required
+def assign_owner(firm_id):
+    """Assign the bank's relationship manager for the firm (a user of the same bank)."""
+    firm = get_or_404(Firm, firm_id)
+    form = OwnerForm()
+    users = services.bank_users(current_user.bank_id)
+    form.owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in users]
+    if not form.validate_on_submit():
+        abort(400)
+    owner = next((u for u in users if str(u.id) == form.owner_id.data), None)
+    account = services.ensure_account(firm, current_user.bank_id, user=current_user)
+    services.set_account_owner(account, owner, user=current_user)
+    db.session.commit()
+    flash(_("Saved."), "success")
+    return redirect(url_for("firms.show", firm_id=firm.id))
+
+
+# --------------------------------------------------------------------------------------------------
+# Contacts
+# --------------------------------------------------------------------------------------------------
+
+
+def _own_contact_or_404(contact_id) -> Contact:
+    contact = get_or_404(Contact, contact_id)
+    if not services.can_manage_contact(current_user, contact):
+        abort(404)
+    return contact
+
+
+@bp.route("/<int:firm_id>/contacts/new", methods=["GET", "POST"])
+@role_required(*CONTACT_ROLES)
+def contact_create(firm_id):
+    """Record a person at the firm for the user's organisation."""
+    firm = get_or_404(Firm, firm_id)
+    form = ContactForm()
+    if form.validate_on_submit():
+        try:
+            services.create_contact(firm, form.data, user=current_user)
+        except services.FirmError as exc:
+            db.session.rollback()
+            _apply_field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The contact was saved."), "success")
+            return redirect(url_for("firms.show", firm_id=firm.id) + "#contacts")
+    return render_template("firms/contact_form.html", form=form, firm=firm, contact=None), \
+        200 if not form.errors else 422
+
+
+@bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
+@role_required(*CONTACT_ROLES)
+def contact_edit(contact_id):
+    """Edit a contact of the user's own organisation; a stale version is refused with 409."""
+    contact = _own_contact_or_404(contact_id)
+    form = ContactForm(obj=contact)
+    if request.method == "GET":
+        form.version.data = contact.version
+    if form.validate_on_submit():
+        try:
+            services.update_contact(contact, form.data, user=current_user, version=form.version.data)
+        except services.StaleEditError:
+            db.session.rollback()
+            conflict()
+        except services.FirmError as exc:
+            db.session.rollback()
+            _apply_field_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The contact was saved."), "success")
+            return redirect(url_for("firms.show", firm_id=contact.firm_id) + "#contacts")
+    return render_template("firms/contact_form.html", form=form, firm=contact.firm, contact=contact), \
+        200 if not form.errors else 422
+
+
+@bp.route("/contacts/<int:contact_id>/delete", methods=["POST"])
+@role_required(*CONTACT_ROLES)
+def contact_delete(contact_id):
+    """Remove a contact of the user's own organisation (hidden, audited)."""
+    contact = _own_contact_or_404(contact_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    firm_id = contact.firm_id
+    services.delete_contact(contact, user=current_user)
+    db.session.commit()
+    flash(_("The contact was removed."), "success")
+    return redirect(url_for("firms.show", firm_id=firm_id) + "#contacts")
+
+
+@bp.route("/contacts/<int:contact_id>/reveal", methods=["POST"])
+@role_required(*CONTACT_ROLES)
+def contact_reveal(contact_id):
+    """Show a contact's full mobile to its recording organisation; audited as contact.reveal."""
+    contact = get_or_404(Contact, contact_id)
+    if not services.can_manage_contact(current_user, contact):
+        abort(403)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    mobile = services.reveal_contact(contact, user=current_user)
+    db.session.commit()
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(id=contact.id, mobile=mobile)
+    return _render_show(contact.firm, revealed={contact.id: mobile})
+
+
+@bp.route("/<int:firm_id>/contacts.json")
+@login_required
+def contacts_json(firm_id):
+    """The firm's contacts visible to the viewer (masked), for the visit form's contact picker."""
+    firm = get_or_404(Firm, firm_id)
+    return jsonify([{"id": c.id, "name": c.name, "title": c.title, "mobile": mask_mobile(c.mobile)}
+                    for c in services.visible_contacts(firm)])
+
+
+from crm.firms import ledger  # noqa: E402,F401  (registers the firms ledger with the import framework)

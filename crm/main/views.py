@@ -21,7 +21,17 @@ def healthz():
 
 @bp.route("/favicon.ico")
 def favicon():
-    """Browsers ask for it on every page; serve the app icon."""
-    from flask import current_app, send_from_directory
+    """Browsers ask for it on every page; serve the app icon (read once, no open file per request)."""
+    from pathlib import Path
 
-    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
+    from flask import Response, current_app
+
+    global _FAVICON
+    if _FAVICON is None:
+        _FAVICON = (Path(current_app.static_folder) / "favicon.svg").read_bytes()
+    resp = Response(_FAVICON, mimetype="image/svg+xml")
+    resp.headers["Cache-Control"] = "public, max-age=86400"
+    return resp
+
+
+_FAVICON = None

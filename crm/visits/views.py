@@ -1,2 +1,281 @@
-"""Visits views."""
-from crm.visits import bp  # noqa: F401
+"""Visit logging (phone first), the visit list, and follow-ups: mine, the bank's overdue ones, done, reassign."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from sqlalchemy.orm import selectinload
+
+from crm.auth.decorators import bank_user_required, role_required
+from crm.auth.forms import EmptyForm
+from crm.auth.models import Role, User
+from crm.core.formatting import today_local
+from crm.core.navigation import add_nav
+from crm.core.scoping import get_or_404
+from crm.extensions import db
+from crm.firms import lookups, queries
+from crm.firms.models import Firm
+from crm.firms.services import StaleEditError, bank_users, visible_contacts
+from crm.firms.http import conflict
+from crm.visits import bp, services
+from crm.visits.forms import FollowUpDoneForm, FollowUpForm, ReassignForm, VisitForm
+from crm.visits.models import FollowUp, Visit, visit_companion
+
+BANK_ROLES = {"rm", "bank_manager"}
+add_nav("visits.create", _l("New visit"), "journal-plus", roles=BANK_ROLES, order=21)
+add_nav("visits.my_followups", _l("My follow-ups"), "alarm", roles=BANK_ROLES, order=22)
+add_nav("visits.index", _l("Visits"), "journal-text", order=23)
+add_nav("visits.overdue", _l("Overdue in the bank"), "exclamation-triangle", roles={"bank_manager"}, order=24)
+
+
+def _bureau_staff() -> list[User]:
+    return list(db.session.scalars(sa.select(User).where(User.role == Role.BUREAU, User.is_active_flag.is_(True))
+                                   .order_by(User.name, User.id)))
+
+
+def _visit_form(firm, visit=None) -> VisitForm:
+    return VisitForm(
+        user=current_user, visit=visit, contacts=visible_contacts(firm) if firm else [],
+        campaigns=queries.campaigns_for(current_user), colleagues=bank_users(current_user.bank_id),
+        bureau_staff=_bureau_staff(), default_campaign=queries.default_campaign(current_user),
+    )
+
+
+def _firm_from(value):
+    try:
+        ident = int(value)
+    except (TypeError, ValueError):
+        return None
+    if not (0 < ident < 2**63):
+        return None
+    return db.session.get(Firm, ident)
+
+
+def _search_firms(term: str) -> list[Firm]:
+    term = (term or "").strip()[:60]
+    if not term:
+        return []
+    return list(db.session.scalars(sa.select(Firm).where(sa.or_(
+        Firm.name.contains(term, autoescape=True), Firm.credit_code.contains(term.upper(), autoescape=True),
+    )).order_by(Firm.name, Firm.id).limit(10)))
+
+
+def _apply_error(form, exc) -> None:
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is None and exc.field == "need_amount_wan":
+        field = form.need_amount_wan
+    if field is not None:
+        field.errors = list(field.errors) + [str(exc)]
+    else:
+        flash(str(exc), "danger")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@bank_user_required
+def create():
+    """Log a visit: the firm by type-ahead (or a plain search without JS), sensible defaults, one thumb."""
+    firm = _firm_from(request.form.get("firm_id") if request.method == "POST" else request.args.get("firm_id"))
+    form = _visit_form(firm)
+    q = request.args.get("q", "")
+    results = _search_firms(q) if request.method == "GET" else []
+    if form.validate_on_submit():
+        if firm is None:
+            form.firm_id.errors = list(form.firm_id.errors) + [_("Choose the firm.")]
+        else:
+            try:
+                visit = services.create_visit(firm, form.service_data(), user=current_user)
+            except services.VisitError as exc:
+                db.session.rollback()
+                _apply_error(form, exc)
+            else:
+                db.session.commit()
+                flash(_("The visit to %(name)s was saved.", name=firm.name), "success")
+                return redirect(url_for("firms.show", firm_id=visit.firm_id))
+    status = 422 if form.errors else 200
+    return render_template("visits/form.html", form=form, firm=firm, visit=None, q=q, results=results), status
+
+
+@bp.route("/<int:visit_id>/edit", methods=["GET", "POST"])
+@bank_user_required
+def edit(visit_id):
+    """Edit a visit of the user's bank; a stale version is refused with 409."""
+    visit = get_or_404(Visit, visit_id)
+    form = _visit_form(visit.firm, visit)
+    if form.validate_on_submit():
+        try:
+            services.update_visit(visit, form.service_data(), user=current_user, version=form.version.data)
+        except StaleEditError:
+            db.session.rollback()
+            conflict()
+        except services.VisitError as exc:
+            db.session.rollback()
+            _apply_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("firms.show", firm_id=visit.firm_id))
+    status = 422 if form.errors else 200
+    return render_template("visits/form.html", form=form, firm=visit.firm, visit=visit, q="", results=[]), status
+
+
+@bp.route("/<int:visit_id>/delete", methods=["POST"])
+@bank_user_required
+def delete(visit_id):
+    """Remove a visit of the user's bank (hidden and audited)."""
+    visit = get_or_404(Visit, visit_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    firm_id = visit.firm_id
+    services.delete_visit(visit, user=current_user)
+    db.session.commit()
+    flash(_("The visit was removed."), "success")
+    return redirect(url_for("firms.show", firm_id=firm_id))
+
+
+@bp.route("/<int:visit_id>")
+@login_required
+def show(visit_id):
+    """One visit; the summary only for those who may read it."""
+    visit = get_or_404(Visit, visit_id)
+    return render_template("visits/show.html", visit=visit, notes=visit.can_read_notes(current_user),
+                           label=lookups.label, button_form=EmptyForm())
+
+
+@bp.route("/")
+@login_required
+def index():
+    """Visits the viewer may see, newest first, keyset-paginated (``mine=1`` for the user's own)."""
+    stmt = sa.select(Visit).where(Visit.is_deleted.is_(False))
+    mine = request.args.get("mine") == "1"
+    if mine:
+        stmt = stmt.where(sa.or_(Visit.rm_id == current_user.id,
+                                 Visit.id.in_(sa.select(visit_companion.c.visit_id)
+                                              .where(visit_companion.c.user_id == current_user.id))))
+    cursor = queries.decode_cursor(request.args.get("after"), "last_visit")
+    if cursor is not None:
+        day, ident = cursor
+        stmt = stmt.where(sa.or_(Visit.visited_on < day, sa.and_(Visit.visited_on == day, Visit.id < ident)))
+    per = 50
+    items = list(db.session.scalars(stmt.order_by(Visit.visited_on.desc(), Visit.id.desc()).limit(per + 1)
+                                     .options(selectinload(Visit.firm), selectinload(Visit.rm),
+                                              selectinload(Visit.companions))))
+    next_cursor = None
+    if len(items) > per:
+        items = items[:per]
+        next_cursor = queries.encode_cursor([items[-1].visited_on.isoformat(), items[-1].id])
+    return render_template("visits/index.html", visits=items, next_cursor=next_cursor, mine=mine,
+                           first=cursor is None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Follow-ups
+# --------------------------------------------------------------------------------------------------
+
+
+def _reassign_form(fu=None) -> ReassignForm:
+    form = ReassignForm()
+    form.assignee_id.choices = [(str(u.id), u.display_name) for u in bank_users(current_user.bank_id)]
+    if fu is not None and not form.is_submitted():
+        form.assignee_id.data = str(fu.assignee_id)
+        form.version.data = fu.version
+    return form
+
+
+@bp.route("/followups/mine")
+@bank_user_required
+def my_followups():
+    """My open follow-ups: overdue (red, first), due today, this week, later."""
+    today = today_local()
+    groups = services.my_follow_ups(current_user, today)
+    colleagues = bank_users(current_user.bank_id)
+    return render_template("visits/my_followups.html", groups=groups, today=today, colleagues=colleagues)
+
+
+@bp.route("/followups/overdue")
+@role_required(Role.BANK_MANAGER)
+def overdue():
+    """The bank manager's view: every overdue follow-up of the bank, and each branch's count."""
+    today = today_local()
+    items, per_branch = services.overdue_in_bank(current_user.bank_id, today)
+    return render_template("visits/overdue.html", items=items, per_branch=per_branch, today=today,
+                           colleagues=bank_users(current_user.bank_id))
+
+
+@bp.route("/followups/new", methods=["GET", "POST"])
+@bank_user_required
+def followup_create():
+    """Book a follow-up on a firm for a colleague of the same bank."""
+    firm = get_or_404(Firm, request.args.get("firm_id"))
+    form = FollowUpForm()
+    colleagues = bank_users(current_user.bank_id)
+    form.assignee_id.choices = [(str(u.id), u.display_name) for u in colleagues]
+    if not form.is_submitted():
+        form.assignee_id.data = str(current_user.id)
+    if form.validate_on_submit():
+        assignee = next((u for u in colleagues if str(u.id) == form.assignee_id.data), None)
+        try:
+            services.create_follow_up(firm, title=form.title.data, due_on=form.due_on.data, assignee=assignee,
+                                      user=current_user)
+        except services.VisitError as exc:
+            db.session.rollback()
+            _apply_error(form, exc)
+        else:
+            db.session.commit()
+            flash(_("The follow-up was booked."), "success")
+            return redirect(url_for("firms.show", firm_id=firm.id))
+    return render_template("visits/followup_form.html", form=form, firm=firm), 422 if form.errors else 200
+
+
+def _back(default_endpoint="visits.my_followups"):
+    from crm.core.urls import redirect_back
+
+    return redirect_back(request.form.get("next"), default_endpoint)
+
+
+@bp.route("/followups/<int:fu_id>/done", methods=["POST"])
+@bank_user_required
+def followup_done(fu_id):
+    """Mark a follow-up of the bank done, with an outcome note."""
+    fu = get_or_404(FollowUp, fu_id)
+    form = FollowUpDoneForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        services.complete_follow_up(fu, form.outcome.data, user=current_user, version=form.version.data)
+    except StaleEditError:
+        db.session.rollback()
+        conflict()
+    except services.VisitError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return _back()
+    db.session.commit()
+    flash(_("Marked done."), "success")
+    return _back()
+
+
+@bp.route("/followups/<int:fu_id>/reassign", methods=["POST"])
+@bank_user_required
+def followup_reassign(fu_id):
+    """Hand a follow-up to a colleague of the same bank."""
+    fu = get_or_404(FollowUp, fu_id)
+    form = _reassign_form()
+    if not form.validate_on_submit():
+        abort(400)
+    assignee = db.session.get(User, int(form.assignee_id.data))
+    try:
+        services.reassign_follow_up(fu, assignee, user=current_user, version=form.version.data)
+    except StaleEditError:
+        db.session.rollback()
+        conflict()
+    except services.VisitError as exc:
+        db.session.rollback()
+        flash(str(exc), "warning")
+        return _back()
+    db.session.commit()
+    flash(_("Reassigned to %(name)s.", name=assignee.display_name), "success")
+    return _back()
+
+from crm.visits import ledger  # noqa: E402,F401  (registers the visits ledger with the import framework)

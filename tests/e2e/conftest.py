@@ -85,6 +85,11 @@ def browser():
         b.close()
 
 
+def _aborted_favicon(req) -> bool:
+    """A navigation that starts before the favicon arrives aborts it; that is not a failure of the page."""
+    return req.url.endswith("/favicon.ico") and "ERR_ABORTED" in str(req.failure)
+
+
 def _new_page(browser, request, width, height, mobile=False):
     context = browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
                                   is_mobile=mobile, has_touch=mobile, accept_downloads=True)
@@ -92,7 +97,7 @@ def _new_page(browser, request, width, height, mobile=False):
     page.problems = []
     page.on("console", lambda msg: msg.type == "error" and page.problems.append(f"console: {msg.text}"))
     page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
-    page.on("requestfailed", lambda req: page.problems.append(f"failed: {req.url} {req.failure}"))
+    page.on("requestfailed", lambda req: _aborted_favicon(req) or page.problems.append(f"failed: {req.url} {req.failure}"))
     page.on("response", lambda resp: resp.status >= 400 and page.problems.append(f"http {resp.status}: {resp.url}"))
     page.set_default_timeout(10_000)
     return context, page

@@ -1,0 +1,301 @@
+"""Firms, each bank's account with a firm, and contacts. Services validate, mutate, flush and audit; never commit."""
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Mapping, Optional
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from crm.auth.models import Role, User
+from crm.core import audit
+from crm.core.models import Area, Industry, IndustrySection, Street
+from crm.core.validators import ValidationError, normalize_credit_code, normalize_mobile, normalize_text
+from crm.extensions import db
+from crm.firms.models import Contact, Firm, FirmAccount, SizeClass, SmeTier
+
+
+class FirmError(ValueError):
+    """A refused change; ``str()`` is a message for the user, ``field`` the form field it belongs to."""
+
+    def __init__(self, message: str, *, field: Optional[str] = None, existing: Optional[Firm] = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        #: for a duplicate credit code: the firm that already has it
+        self.existing = existing
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StaleEditError(Exception):
+    """The record changed since the form was loaded (optimistic locking)."""
+
+
+def check_version(obj, submitted) -> None:
+    """Refuse a save based on an older version of the record than the one stored now."""
+    if submitted is None or submitted == "":
+        return
+    try:
+        submitted = int(submitted)
+    except (TypeError, ValueError):
+        raise StaleEditError() from None
+    if submitted != obj.version:
+        raise StaleEditError()
+
+
+# --------------------------------------------------------------------------------------------------
+# Firms
+# --------------------------------------------------------------------------------------------------
+
+#: the editable columns of a firm (every DOMAIN.md field)
+FIRM_FIELDS = (
+    "name", "credit_code", "area_code", "street_id", "industry_code", "section_code", "size_class", "founded_on",
+    "registered_capital_fen", "headcount", "high_tech_cert_no", "high_tech_issued_on", "sme_tier", "is_tech_sme",
+    "invention_patents", "utility_models", "design_patents", "software_copyrights", "is_cross_border",
+)
+COUNT_FIELDS = ("invention_patents", "utility_models", "design_patents", "software_copyrights")
+
+
+def find_firm_by_code(code: str) -> Optional[Firm]:
+    """The firm with this (normalised) credit code, or None."""
+    return db.session.scalar(sa.select(Firm).where(Firm.credit_code == code))
+
+
+def clean_firm_data(data: Mapping[str, Any], *, current: Optional[Firm] = None) -> dict:
+    """Validate and normalise firm fields (only the keys given); raise FirmError naming the field."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in FIRM_FIELDS:
+            continue
+        if isinstance(value, str):
+            value = normalize_text(value)
+            if value == "" and key not in ("name", "credit_code"):
+                value = None
+        out[key] = value
+    if "name" in out:
+        name = out["name"] or ""
+        if not name:
+            raise FirmError(_("The firm name is required."), field="name")
+        if len(name) > 120:
+            raise FirmError(_("The firm name may have at most 120 characters."), field="name")
+    if "credit_code" in out:
+        try:
+            out["credit_code"] = normalize_credit_code(out["credit_code"])
+        except ValidationError as exc:
+            raise FirmError(str(exc), field="credit_code") from None
+        other = find_firm_by_code(out["credit_code"])
+        if other is not None and (current is None or other.id != current.id):
+            raise FirmError(_("A firm with this unified social credit code is already registered."),
+                            field="credit_code", existing=other)
+    if out.get("area_code") is not None and db.session.get(Area, out["area_code"]) is None:
+        raise FirmError(_("Unknown district."), field="area_code")
+    if out.get("street_id") is not None:
+        street = db.session.get(Street, int(out["street_id"]))
+        area_code = out.get("area_code", current.area_code if current else None)
+        if street is None:
+            raise FirmError(_("Unknown street."), field="street_id")
+        if area_code is None:
+            out["area_code"] = street.area_code
+        elif street.area_code != area_code:
+            raise FirmError(_("The street is not in the chosen district."), field="street_id")
+        out["street_id"] = street.id
+    if "industry_code" in out:
+        if out["industry_code"] is None:
+            out["industry_code"] = "other"
+        if db.session.get(Industry, out["industry_code"]) is None:
+            raise FirmError(_("Unknown industry."), field="industry_code")
+    if out.get("section_code") is not None:
+        out["section_code"] = str(out["section_code"]).upper()
+        if db.session.get(IndustrySection, out["section_code"]) is None:
+            raise FirmError(_("The industry section must be one letter A–T."), field="section_code")
+    if out.get("size_class") is not None:
+        try:
+            out["size_class"] = SizeClass(out["size_class"])
+        except ValueError:
+            raise FirmError(_("Unknown size class."), field="size_class") from None
+    if "sme_tier" in out:
+        try:
+            out["sme_tier"] = SmeTier(out["sme_tier"] or SmeTier.NONE)
+        except ValueError:
+            raise FirmError(_("Unknown SME tier."), field="sme_tier") from None
+    for key in (*COUNT_FIELDS, "headcount", "registered_capital_fen"):
+        if key in out:
+            if out[key] is None and key in COUNT_FIELDS:
+                out[key] = 0
+            if out[key] is not None and int(out[key]) < 0:
+                raise FirmError(_("The number may not be negative."), field=key)
+    if out.get("high_tech_cert_no") is not None and len(out["high_tech_cert_no"]) > 40:
+        raise FirmError(_("The certificate number may have at most 40 characters."), field="high_tech_cert_no")
+    for key in ("founded_on", "high_tech_issued_on"):
+        if isinstance(out.get(key), date) and out[key] > date.today().replace(year=date.today().year + 1):
+            raise FirmError(_("The date lies in the future."), field=key)
+    for key in ("is_tech_sme", "is_cross_border"):
+        if key in out:
+            out[key] = bool(out[key])
+    return out
+
+
+def create_firm(data: Mapping[str, Any], *, user: Optional[User]) -> Firm:
+    """Register a firm (the shared master record); a bank user's bank also gets its account with the firm."""
+    values = clean_firm_data(data)
+    if "name" not in values or "credit_code" not in values:
+        raise FirmError(_("The firm name and credit code are required."), field="name")
+    values.setdefault("industry_code", "other")
+    firm = Firm(created_by_id=getattr(user, "id", None), **values)
+    db.session.add(firm)
+    db.session.flush()
+    audit.record_create(firm, user=user)
+    if user is not None and user.bank_id is not None:
+        ensure_account(firm, user.bank_id, user=user, owner=user if user.role == Role.RM else None)
+    return firm
+
+
+def update_firm(firm: Firm, data: Mapping[str, Any], *, user: Optional[User], version=None) -> bool:
+    """Change a firm's fields (only the keys given); True when something changed."""
+    check_version(firm, version)
+    values = clean_firm_data(data, current=firm)
+    before = audit.snapshot(firm)
+    changed = False
+    for key, value in values.items():
+        if getattr(firm, key) != value:
+            setattr(firm, key, value)
+            changed = True
+    if not changed:
+        return False
+    db.session.flush()
+    audit.record_update(firm, before, user=user)
+    return True
+
+
+def ensure_account(firm: Firm, bank_id: int, *, user: Optional[User] = None, owner: Optional[User] = None,
+                   branch_id: Optional[int] = None) -> FirmAccount:
+    """The bank's account with the firm, created (and audited) when missing."""
+    account = db.session.scalar(
+        sa.select(FirmAccount).where(FirmAccount.firm_id == firm.id, FirmAccount.bank_id == bank_id)
+    )
+    if account is not None:
+        return account
+    if owner is not None and branch_id is None and owner.org is not None and owner.org.is_branch:
+        branch_id = owner.org_id
+    account = FirmAccount(firm_id=firm.id, bank_id=bank_id, owner_id=getattr(owner, "id", None), branch_id=branch_id)
+    db.session.add(account)
+    db.session.flush()
+    audit.record_create(account, user=user)
+    return account
+
+
+def set_account_owner(account: FirmAccount, owner: Optional[User], *, user: User) -> None:
+    """Assign the bank's relationship manager for a firm (a user of the same bank)."""
+    if owner is not None and owner.bank_id != account.bank_id:
+        raise FirmError(_("The relationship manager must belong to your bank."), field="owner_id")
+    before = audit.snapshot(account)
+    account.owner_id = owner.id if owner else None
+    if owner is not None and owner.org is not None and owner.org.is_branch:
+        account.branch_id = owner.org_id
+    db.session.flush()
+    audit.record_update(account, before, user=user)
+
+
+def bank_users(bank_id: int) -> list[User]:
+    """Active users of a bank (all its branches), by name."""
+    return list(db.session.scalars(
+        sa.select(User).where(User.bank_id == bank_id, User.is_active_flag.is_(True)).order_by(User.name, User.id)
+    ))
+
+
+# --------------------------------------------------------------------------------------------------
+# Contacts
+# --------------------------------------------------------------------------------------------------
+
+
+def contact_org_id(user) -> Optional[int]:
+    """The organisation a user records contacts for: their bank, or the bureau for bureau staff."""
+    if user is None:
+        return None
+    if user.bank_id is not None:
+        return user.bank_id
+    if user.role == Role.BUREAU:
+        return user.org_id
+    return None
+
+
+def can_manage_contact(user, contact: Contact) -> bool:
+    """Only the organisation that recorded a contact edits it and sees its full number."""
+    org_id = contact_org_id(user)
+    return org_id is not None and contact.bank_id == org_id
+
+
+def clean_contact_data(data: Mapping[str, Any]) -> dict:
+    out = {}
+    name = normalize_text(data.get("name"))
+    if not name:
+        raise FirmError(_("The contact's name is required."), field="name")
+    if len(name) > 60:
+        raise FirmError(_("The name may have at most 60 characters."), field="name")
+    out["name"] = name
+    out["title"] = normalize_text(data.get("title"))[:60]
+    mobile = normalize_text(data.get("mobile"))
+    if mobile:
+        try:
+            mobile = normalize_mobile(mobile)
+        except ValidationError as exc:
+            raise FirmError(str(exc), field="mobile") from None
+    out["mobile"] = mobile
+    email = normalize_text(data.get("email"))
+    if email and ("@" not in email or len(email) > 120 or " " in email):
+        raise FirmError(_("The e-mail address is not valid."), field="email")
+    out["email"] = email
+    return out
+
+
+def create_contact(firm: Firm, data: Mapping[str, Any], *, user: User) -> Contact:
+    """Record a person at a firm for the user's organisation."""
+    org_id = contact_org_id(user)
+    if org_id is None:
+        raise FirmError(_("Only bank and bureau staff record contacts."))
+    values = clean_contact_data(data)
+    contact = Contact(firm_id=firm.id, bank_id=org_id, created_by_id=user.id, **values)
+    db.session.add(contact)
+    db.session.flush()
+    audit.record_create(contact, user=user)
+    return contact
+
+
+def update_contact(contact: Contact, data: Mapping[str, Any], *, user: User, version=None) -> bool:
+    check_version(contact, version)
+    values = clean_contact_data(data)
+    before = audit.snapshot(contact)
+    changed = False
+    for key, value in values.items():
+        if getattr(contact, key) != value:
+            setattr(contact, key, value)
+            changed = True
+    if changed:
+        db.session.flush()
+        audit.record_update(contact, before, user=user)
+    return changed
+
+
+def delete_contact(contact: Contact, *, user: User) -> None:
+    """Hide a contact (soft delete): it leaves lists, search and exports; the audit keeps a masked copy."""
+    before = audit.snapshot(contact)
+    contact.is_deleted = True
+    db.session.flush()
+    audit.record("delete", contact, before=before, user=user)
+
+
+def reveal_contact(contact: Contact, *, user: User) -> str:
+    """The full mobile for its recording organisation only; every reveal is audited."""
+    if not can_manage_contact(user, contact):
+        raise FirmError(_("Only the organisation that recorded this contact may see the full number."))
+    audit.record("contact.reveal", contact, user=user, detail=f"firm={contact.firm_id}")
+    return contact.mobile
+
+
+def visible_contacts(firm: Firm) -> list[Contact]:
+    """The firm's contacts the viewer may see (tenant scope applies)."""
+    return list(db.session.scalars(
+        sa.select(Contact).where(Contact.firm_id == firm.id, Contact.is_deleted.is_(False)).order_by(Contact.id)
+    ))

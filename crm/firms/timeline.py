@@ -1,0 +1,144 @@
+"""The firm page's timeline (everything the viewer may see about a firm) and its change history."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Optional
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from crm.core.models import AuditEntry
+from crm.credit.models import CreditApplication, StageChange
+from crm.events.models import Registration
+from crm.extensions import db
+from crm.firms.models import Contact, Firm, FirmAccount
+from crm.visits.models import FollowUp, Visit
+
+
+@dataclass
+class TimelineItem:
+    day: date
+    kind: str  #: visit / follow_up / registration / checkin / credit / stage
+    obj: Any
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sort_key(self):
+        return (self.day, getattr(self.obj, "id", 0))
+
+
+def firm_timeline(firm: Firm, user) -> list[TimelineItem]:
+    """Visits, follow-ups, event registrations and check-ins, credit applications and their stages: newest first.
+
+    Every query goes through the tenant scope, so a bank user sees only their bank's rows; a visit's summary is
+    shown only to those who may read it (``Visit.can_read_notes``).
+    """
+    items: list[TimelineItem] = []
+    visits = db.session.scalars(
+        sa.select(Visit).where(Visit.firm_id == firm.id, Visit.is_deleted.is_(False))
+        .options(selectinload(Visit.companions), selectinload(Visit.rm))
+    ).all()
+    bank_names = {}
+    if user.bank_id is None and visits:
+        from crm.orgs.models import Organisation
+
+        ids = {v.bank_id for v in visits}
+        bank_names = {o.id: o.display_name for o in db.session.scalars(sa.select(Organisation).where(Organisation.id.in_(ids)))}
+    for v in visits:
+        items.append(TimelineItem(v.visited_on, "visit", v,
+                                  {"notes": v.can_read_notes(user), "bank": bank_names.get(v.bank_id, "")}))
+    for f in db.session.scalars(sa.select(FollowUp).where(FollowUp.firm_id == firm.id)
+                                .options(selectinload(FollowUp.assignee))):
+        items.append(TimelineItem(f.due_on, "follow_up", f))
+    for r in db.session.scalars(sa.select(Registration).where(Registration.firm_id == firm.id)
+                                .options(selectinload(Registration.event))):
+        items.append(TimelineItem(r.event.held_on, "registration", r))
+        if r.checked_in_at is not None:
+            items.append(TimelineItem(r.event.held_on, "checkin", r))
+    apps = db.session.scalars(sa.select(CreditApplication).where(CreditApplication.firm_id == firm.id)).all()
+    for a in apps:
+        items.append(TimelineItem(a.accepted_on, "credit", a))
+    if apps:
+        for s in db.session.scalars(sa.select(StageChange).where(
+                StageChange.application_id.in_([a.id for a in apps])).order_by(StageChange.id)):
+            if s.from_stage is not None:
+                items.append(TimelineItem(s.changed_on, "stage", s))
+    items.sort(key=lambda i: i.sort_key, reverse=True)
+    return items
+
+
+@dataclass
+class HistoryEntry:
+    entry: AuditEntry
+    actor: str
+    changes: list[tuple[str, Any, Any]]
+
+
+REDACTED = "***"
+
+
+def _load(text: Optional[str]) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def firm_history(firm: Firm, user, limit: int = 100) -> list[HistoryEntry]:
+    """Audit entries of the firm itself and of the viewer's own related records (contacts, visits, follow-ups,
+    the bank's account), newest first.
+
+    The firm is shared master data, so its own entries are read across banks, but the name of an editor from
+    another bank is withheld (it would reveal that bank's interest in the firm). Related records go through the
+    tenant scope; visit summaries are redacted for viewers who may not read them.
+    """
+    from crm.auth.models import User
+
+    related: dict[str, list[int]] = {
+        "contact": list(db.session.scalars(sa.select(Contact.id).where(Contact.firm_id == firm.id))),
+        "visit": list(db.session.scalars(sa.select(Visit.id).where(Visit.firm_id == firm.id))),
+        "follow_up": list(db.session.scalars(sa.select(FollowUp.id).where(FollowUp.firm_id == firm.id))),
+        "firm_account": list(db.session.scalars(sa.select(FirmAccount.id).where(FirmAccount.firm_id == firm.id))),
+    }
+    firm_entries = db.session.scalars(
+        sa.select(AuditEntry).where(AuditEntry.object_type == "firm", AuditEntry.object_id == firm.id)
+        .order_by(AuditEntry.id.desc()).limit(limit).execution_options(skip_tenant_scope=True)
+    ).all()
+    conds = [sa.and_(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids)) for t, ids in related.items() if ids]
+    other_entries = []
+    if conds:
+        other_entries = db.session.scalars(
+            sa.select(AuditEntry).where(sa.or_(*conds)).order_by(AuditEntry.id.desc()).limit(limit)
+        ).all()
+    entries = sorted({e.id: e for e in [*firm_entries, *other_entries]}.values(), key=lambda e: e.id, reverse=True)
+    entries = entries[:limit]
+    user_ids = {e.user_id for e in entries if e.user_id}
+    users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    visits = {v.id: v for v in db.session.scalars(sa.select(Visit).where(Visit.id.in_(related["visit"]))
+                                                   .options(selectinload(Visit.companions)))} if related["visit"] else {}
+    out = []
+    for e in entries:
+        same_side = user.bank_id is None or e.bank_id == user.bank_id
+        actor_user = users.get(e.user_id)
+        if actor_user is None:
+            actor = "—"
+        elif same_side:
+            actor = actor_user.display_name
+        else:
+            actor = ""  # the template says "another organisation"
+        before, after = _load(e.before), _load(e.after)
+        if e.object_type == "visit":
+            v = visits.get(e.object_id)
+            if v is None or not v.can_read_notes(user):
+                for d in (before, after):
+                    if "summary" in d:
+                        d["summary"] = REDACTED
+        keys = [k for k in (after or before) if k not in ("modified_at", "created_at", "version", "id")]
+        changes = [(k, before.get(k), after.get(k)) for k in keys]
+        out.append(HistoryEntry(e, actor, changes))
+    return out

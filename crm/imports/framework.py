@@ -1,0 +1,436 @@
+"""The ledger (台账) import framework: one engine for every ledger, a registry, a row helper.
+
+A *ledger* is declared once with :class:`Ledger` and registered with :func:`register_ledger`; the web UI
+(``/imports``) and the CLI (``flask --app wsgi crm import KIND FILE --campaign CODE --as USERNAME [--dry-run]
+[--valid-only]``) both iterate the registry, so a new ledger needs no view, template or command code.
+
+Declaring a ledger (see ``crm/firms/ledger.py`` and ``crm/visits/ledger.py`` for complete examples)::
+
+    from crm.imports.framework import Ledger, RowError, register_ledger
+
+    def parse(row, ctx):                      # row: Row; ctx: ImportContext
+        code = row.credit_code("credit_code")  # helpers record a precise error and return None
+        day = row.date("held_on", required=True)
+        if row.errors:
+            return None
+        return {"code": code, "day": day}      # any typed value: a dict, a dataclass ...
+
+    def apply(parsed, ctx):                   # create/update through the domain services; never commit
+        ...                                   # raise RowError(field, reason) for a refusal found only now,
+                                              # BEFORE changing anything (rows are not savepointed)
+        return "created"                      # or "updated" / "unchanged" (re-importing changes nothing)
+
+    register_ledger(Ledger(
+        kind="events", label=_l("Events"),
+        columns={"code": ("活动编号", "event code"), "held_on": ("举办日期", "date")},  # first alias = header
+        required=("code", "held_on"),
+        parse_row=parse, key=lambda p: p["code"], apply=apply,
+        roles=frozenset({"rm", "bank_manager"}), needs_campaign=True, needs_bank=True,
+        error_fields={"held_on": "held_on"},   # service field name -> ledger field, to place RowErrors
+    ))
+
+Import the module from the domain's ``views.py`` so it registers when the blueprint loads.
+
+The engine, :func:`run_import`, reads the upload with :func:`crm.core.spreadsheets.read_table` (XLSX or
+CSV in UTF-8, UTF-8 with BOM or GB18030; size, row, zip-bomb and XXE limits), maps headers with
+:func:`crm.core.spreadsheets.map_headers` (Chinese headers, English aliases), parses every row, refuses
+duplicate natural keys within the file, then applies the valid rows in the caller's transaction and counts
+created / updated / unchanged. Preview (and ``--dry-run``) always rolls back. Commit is all or nothing: a file
+with any rejected row commits nothing unless ``valid_only`` is set. Every rejection names its row number (as
+Excel shows it), its column header and the reason; :meth:`Report.error_csv` gives the downloadable file.
+
+Rows carry the importing user's bank and the chosen campaign (:class:`ImportContext`); services run under the
+user's tenant scope, so an import can never touch another bank's rows.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any, Callable, Hashable, Iterable, Mapping, Optional, Sequence
+
+from crm.core import spreadsheets
+from crm.core.spreadsheets import SpreadsheetError
+
+__all__ = ["Ledger", "Row", "RowError", "ImportContext", "Problem", "Report", "register_ledger", "get_ledger",
+           "ledgers", "ledgers_for", "run_import", "OUTCOMES"]
+
+OUTCOMES = ("created", "updated", "unchanged")
+LIST_SPLIT = re.compile(r"[;；、,，\s]+")
+
+
+class RowError(Exception):
+    """Raised by a ledger's ``apply`` for a row refused by the domain (e.g. a date outside the campaign)."""
+
+    def __init__(self, field_name: Optional[str], reason: str, value: Any = None):
+        super().__init__(reason)
+        self.field = field_name
+        self.reason = reason
+        self.value = value
+
+
+@dataclass
+class ImportContext:
+    """Who imports, for which bank and campaign; ``cache`` is free for ledgers (look-ups per file)."""
+
+    user: Any
+    campaign: Any = None
+    dry_run: bool = False
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def bank_id(self) -> Optional[int]:
+        return getattr(self.user, "bank_id", None)
+
+
+@dataclass
+class Problem:
+    """One rejection: Excel row number (0 for the whole file), column header, the value and the reason."""
+
+    row: int
+    column: str
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """A ledger's declaration; see the module docstring."""
+
+    kind: str
+    label: Any
+    #: field key -> header aliases; the first alias is the canonical (Chinese) header
+    columns: Mapping[str, Sequence[str]]
+    required: Sequence[str]
+    #: (Row, ImportContext) -> typed row, or None when the row recorded errors
+    parse_row: Callable[["Row", ImportContext], Any]
+    #: typed row -> natural key (duplicates inside one file are refused)
+    key: Callable[[Any], Hashable]
+    #: (typed row, ImportContext) -> "created" | "updated" | "unchanged"; may raise RowError
+    apply: Callable[[Any, ImportContext], str]
+    roles: frozenset = frozenset({"rm", "bank_manager"})
+    needs_campaign: bool = True
+    #: the importing user must belong to a bank (rows carry the bank)
+    needs_bank: bool = True
+    description: Any = ""
+    #: service field names (as in RowError / FirmError.field) -> ledger field keys
+    error_fields: Mapping[str, str] = field(default_factory=dict)
+    #: an example row for the template download, by field key
+    example: Mapping[str, Any] = field(default_factory=dict)
+
+    def header(self, field_key: Optional[str]) -> str:
+        if not field_key:
+            return ""
+        key = self.error_fields.get(field_key, field_key)
+        aliases = self.columns.get(key)
+        return aliases[0] if aliases else ""
+
+    @property
+    def headers(self) -> list[str]:
+        return [aliases[0] for aliases in self.columns.values()]
+
+
+_REGISTRY: dict[str, Ledger] = {}
+
+
+def register_ledger(ledger: Ledger) -> Ledger:
+    """Add a ledger to the registry (idempotent for the same kind)."""
+    _REGISTRY[ledger.kind] = ledger
+    return ledger
+
+
+def get_ledger(kind: str) -> Optional[Ledger]:
+    return _REGISTRY.get(kind)
+
+
+def ledgers() -> list[Ledger]:
+    return list(_REGISTRY.values())
+
+
+def ledgers_for(user) -> list[Ledger]:
+    """The ledgers a user may import."""
+    role = str(getattr(user, "role", ""))
+    return [lg for lg in _REGISTRY.values() if role in lg.roles and (not lg.needs_bank or user.bank_id is not None)]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+class Row:
+    """One data row: typed getters that record a precise error (column header + reason) and return None."""
+
+    def __init__(self, number: int, values: Mapping[str, Any], headers: Mapping[str, str], ledger: Ledger):
+        self.number = number
+        self.values = values
+        self.headers = headers
+        self.ledger = ledger
+        self.errors: list[Problem] = []
+
+    def header(self, key: str) -> str:
+        return self.headers.get(key) or self.ledger.header(key)
+
+    def error(self, key: Optional[str], reason: str, value: Any = None) -> None:
+        if key is not None and value is None:
+            value = self.values.get(key)
+        self.errors.append(Problem(self.number, self.header(key) if key else "", _text(value), reason))
+
+    def raw(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def present(self, key: str) -> bool:
+        value = self.values.get(key)
+        return value is not None and not (isinstance(value, str) and not value.strip())
+
+    def _missing(self, key: str, required: bool) -> bool:
+        if self.present(key):
+            return False
+        if required:
+            self.error(key, "必填项为空")
+        return True
+
+    def text(self, key: str, *, required: bool = False, max_length: Optional[int] = None) -> Optional[str]:
+        if self._missing(key, required):
+            return None
+        value = self.values[key]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+        if max_length is not None and len(text) > max_length:
+            self.error(key, f"内容过长：最多 {max_length} 个字符")
+            return None
+        return text
+
+    def date(self, key: str, *, required: bool = False) -> Optional[date]:
+        if self._missing(key, required):
+            return None
+        try:
+            return spreadsheets.parse_date_cell(self.values[key])
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def decimal(self, key: str, *, required: bool = False, minimum: Optional[Decimal] = Decimal(0)) -> Optional[Decimal]:
+        if self._missing(key, required):
+            return None
+        try:
+            value = spreadsheets.parse_decimal_cell(self.values[key])
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+        if minimum is not None and value < minimum:
+            self.error(key, f"不能小于 {minimum}")
+            return None
+        return value
+
+    def integer(self, key: str, *, required: bool = False, minimum: int = 0, maximum: int = 10**9) -> Optional[int]:
+        value = self.decimal(key, required=required, minimum=None)
+        if value is None:
+            return None
+        if value != value.to_integral_value():
+            self.error(key, "应为整数")
+            return None
+        if not (minimum <= value <= maximum):
+            self.error(key, f"应在 {minimum} 到 {maximum} 之间")
+            return None
+        return int(value)
+
+    def wan_to_fen(self, key: str, *, required: bool = False) -> Optional[int]:
+        """An amount in 万元, exact, as integer fen."""
+        from crm.core.formatting import wan_to_fen
+
+        value = self.decimal(key, required=required)
+        if value is None:
+            return None
+        try:
+            return wan_to_fen(value)
+        except ValueError:
+            self.error(key, "金额的小数位过多（以万元计最多 6 位小数）")
+            return None
+
+    def boolean(self, key: str, *, required: bool = False) -> Optional[bool]:
+        if self._missing(key, required):
+            return None
+        try:
+            return spreadsheets.parse_bool_cell(self.values[key])
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def credit_code(self, key: str, *, required: bool = True) -> Optional[str]:
+        from crm.core.validators import ValidationError, normalize_credit_code
+
+        if self._missing(key, required):
+            return None
+        try:
+            return normalize_credit_code(str(self.values[key]))
+        except ValidationError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def mobile(self, key: str, *, required: bool = False) -> Optional[str]:
+        from crm.core.validators import ValidationError, normalize_mobile
+
+        if self._missing(key, required):
+            return None
+        value = self.values[key]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(int(value))
+        try:
+            return normalize_mobile(str(value))
+        except ValidationError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def items(self, key: str) -> list[str]:
+        """A list cell (separated by ; 、 , or spaces)."""
+        if not self.present(key):
+            return []
+        return [p for p in LIST_SPLIT.split(str(self.values[key]).strip()) if p]
+
+
+@dataclass
+class Report:
+    """What an import did (or would do): counts and every rejection."""
+
+    kind: str
+    filename: str = ""
+    total_rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    file_error: str = ""
+    committed: bool = False
+    dry_run: bool = True
+    valid_only: bool = False
+
+    @property
+    def rejected(self) -> int:
+        """Rejected rows (a file-level error rejects the file, counted as every row)."""
+        if self.file_error:
+            return self.total_rows
+        return len({p.row for p in self.problems})
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_error and not self.problems
+
+    def error_rows(self) -> list[tuple]:
+        rows = [(p.row or "", p.column, p.value, p.reason) for p in self.problems]
+        if self.file_error:
+            rows.insert(0, ("", "", "", self.file_error))
+        return rows
+
+    def error_csv(self) -> bytes:
+        return spreadsheets.error_report_csv(self.error_rows())
+
+    def summary_line(self) -> str:
+        return (f"{self.kind}: {self.total_rows} 行；新增 {self.created}，更新 {self.updated}，"
+                f"无变化 {self.unchanged}，拒绝 {self.rejected}")
+
+    def text_report(self) -> str:
+        lines = [self.summary_line()]
+        if self.file_error:
+            lines.append(f"文件错误：{self.file_error}")
+        for p in self.problems:
+            lines.append(f"第 {p.row} 行\t{p.column}\t{p.value}\t{p.reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Report":
+        data = dict(data)
+        data["problems"] = [Problem(**p) for p in data.get("problems", [])]
+        return cls(**data)
+
+
+def _sort_problems(problems: Iterable[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.row, p.column))
+
+
+def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *, commit: bool = False,
+               valid_only: bool = False, max_rows: Optional[int] = None,
+               max_bytes: Optional[int] = None) -> Report:
+    """Read, check and apply one upload in the current transaction; commit only when asked and allowed.
+
+    Preview and dry runs apply the rows (so the counts come from the real services) and roll back.
+    With ``commit``, the transaction is committed when no row was rejected, or when ``valid_only`` is set
+    (then only the valid rows are kept); otherwise everything is rolled back.
+    """
+    from flask import current_app
+
+    from crm.core import audit
+    from crm.extensions import db
+
+    cfg = current_app.config
+    report = Report(kind=ledger.kind, filename=filename, dry_run=not commit, valid_only=valid_only)
+    try:
+        table = spreadsheets.read_table(
+            data, filename, max_rows=max_rows or cfg.get("IMPORT_MAX_ROWS", 10_000),
+            max_bytes=max_bytes or cfg.get("IMPORT_MAX_BYTES", 10 * 1024 * 1024))
+        mapping = spreadsheets.map_headers(table.headers, ledger.columns, ledger.required)
+    except SpreadsheetError as exc:
+        report.file_error = str(exc)
+        return report
+    report.total_rows = len(table.rows)
+    for row_number, column, value, reason in table.problems:
+        report.problems.append(Problem(row_number, column, _text(value), reason))
+
+    parsed_rows: list[tuple[int, Any]] = []
+    seen: dict[Hashable, int] = {}
+    for row_number, record in table.rows:
+        values = {key: record.get(header) for key, header in mapping.items()}
+        row = Row(row_number, values, mapping, ledger)
+        parsed = ledger.parse_row(row, ctx)
+        if row.errors or parsed is None:
+            report.problems.extend(row.errors or [Problem(row_number, "", "", "无法识别的行")])
+            continue
+        key = ledger.key(parsed)
+        if key in seen:
+            first_key_field = ledger.required[0] if ledger.required else None
+            report.problems.append(Problem(row_number, row.header(first_key_field) if first_key_field else "",
+                                           _text(row.raw(first_key_field)) if first_key_field else "",
+                                           f"与第 {seen[key]} 行重复（同一条记录出现两次）"))
+            continue
+        seen[key] = row_number
+        parsed_rows.append((row_number, parsed))
+
+    bad_rows = {p.row for p in report.problems}
+    try:
+        for row_number, parsed in parsed_rows:
+            if row_number in bad_rows:
+                continue
+            try:
+                outcome = ledger.apply(parsed, ctx)
+            except RowError as exc:
+                report.problems.append(Problem(row_number, ledger.header(exc.field), _text(exc.value), exc.reason))
+                continue
+            if outcome not in OUTCOMES:
+                raise ValueError(f"ledger {ledger.kind} returned {outcome!r}")
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("import of %s failed", ledger.kind)
+        report.file_error = "导入时发生内部错误，未写入任何数据。请检查文件后重试，或联系管理员。"
+        report.created = report.updated = report.unchanged = 0
+        return report
+    report.problems = _sort_problems(report.problems)
+    if commit and (not report.problems or valid_only):
+        audit.record("import.commit", None, object_type="import", user=ctx.user,
+                     detail=f"{ledger.kind} {filename[:100]} " + report.summary_line()[:300],
+                     after={"kind": ledger.kind, "created": report.created, "updated": report.updated,
+                            "unchanged": report.unchanged, "rejected": report.rejected,
+                            "campaign": getattr(ctx.campaign, "code", None)})
+        db.session.commit()
+        report.committed = True
+    else:
+        db.session.rollback()
+    return report

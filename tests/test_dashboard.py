@@ -1,0 +1,182 @@
+"""The dashboard page: exact numbers, every number links to its records, and scoping per viewer."""
+from __future__ import annotations
+
+import re
+from html import unescape
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from crm.core.scoping import scope_for, scoped
+from crm.credit.models import CreditApplication
+from crm.dashboard.definitions import METRIC_BY_KEY, METRIC_KEYS
+from crm.dashboard.views import raw_value
+from crm.events.models import Event
+from crm.extensions import db
+from crm.visits.models import Visit
+from tests.factories_dashboard import EXPECTED, RANGE, build_known_campaign, reference_metrics
+
+CARD = re.compile(r'<a href="([^"]+)" class="metric-link" data-metric="(\w+)"\s+data-value="([^"]*)" '
+                  r'data-testid="metric-\2"')
+LINK = re.compile(r'<a href="([^"]+)" class="metric-link" data-metric="(\w+)"\s+data-value="([^"]*)"')
+ROW = re.compile(r'<tr data-record="([^"]+)"')
+
+
+@pytest.fixture
+def known(world):
+    k = build_known_campaign(world)
+    db.session.commit()
+    return k
+
+
+def cards(html: str) -> dict[str, tuple[str, str]]:
+    """metric → (value, link) of the headline cards."""
+    return {m.group(2): (m.group(3), unescape(m.group(1))) for m in CARD.finditer(html)}
+
+
+def record_ids(html: str) -> list[str]:
+    return ROW.findall(html)
+
+
+def expected_strings(who, rng):
+    return {k: raw_value(v) for k, v in EXPECTED[(who, rng)].items() if k in METRIC_KEYS}
+
+
+@pytest.mark.parametrize("user,query,who,rng", [
+    ("bureau", "", "all", "full"),
+    ("bureau", f"from={RANGE[0]}&to={RANGE[1]}", "all", "range"),
+    ("bureau", "bank=SZRCB", "A", "full"),
+    ("admin", f"bank=SZRCB&from={RANGE[0]}&to={RANGE[1]}", "A", "range"),
+    ("mgr_a", "", "A", "full"),
+    ("rm_b", "", "B", "full"),
+    ("bureau", "bank=ICBC-SZ", "B", "full"),
+])
+def test_the_page_shows_every_metric_exactly(known, client, login_as, user, query, who, rng):
+    login_as(user)
+    html = client.get(f"/dashboard/?campaign=ZCR2026&{query}").get_data(as_text=True)
+    shown = {k: v for k, (v, _link) in cards(html).items()}
+    assert shown == expected_strings(who, rng)
+
+
+def test_every_headline_number_links_to_exactly_its_records(known, client, login_as):
+    login_as("bureau")
+    html = client.get(f"/dashboard/?campaign=ZCR2026&from={RANGE[0]}&to={RANGE[1]}").get_data(as_text=True)
+    for key, (value, link) in cards(html).items():
+        assert parse_qs(urlsplit(link).query)["from"] == [str(RANGE[0])]
+        page = client.get(link)
+        assert page.status_code == 200, link
+        body = page.get_data(as_text=True)
+        count = int(re.search(r'data-testid="record-count" data-count="(\d+)"', body).group(1))
+        assert len(record_ids(body)) == count
+        if METRIC_BY_KEY[key].kind == "count":
+            assert count == int(value), key
+        assert f'data-testid="metric-value" data-value="{value}"' in body
+
+
+def test_breakdown_and_league_numbers_link_to_the_same_count(known, client, login_as):
+    login_as("bureau")
+    html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
+    links = [(unescape(m.group(1)), m.group(2), m.group(3)) for m in LINK.finditer(html)]
+    checked = 0
+    for link, key, value in links:
+        query = parse_qs(urlsplit(link).query)
+        narrowed = {"industry", "district", "street", "branch"} & set(query) or "bank" in query
+        if METRIC_BY_KEY[key].kind != "count" or not narrowed or key not in ("ip_pledge_deals", "firms_reached",
+                                                                           "visits", "credit_firms"):
+            continue
+        body = client.get(link).get_data(as_text=True)
+        assert len(record_ids(body)) == int(value), (link, key)
+        checked += 1
+    assert checked >= 20
+
+
+BANK_USERS = ["rm_a", "rm_a2", "mgr_a", "rm_b", "mgr_b", "rm_a3", "rm_b2"]
+
+
+@pytest.mark.parametrize("username", BANK_USERS)
+def test_each_bank_users_numbers_equal_the_records_they_can_open(known, client, login_as, username):
+    from crm.auth.models import User
+    import sqlalchemy as sa
+
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    oracle = reference_metrics(known.world.campaign, scope=scope_for(user))
+    login_as(username)
+    shown = cards(client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True))
+    assert {k: v for k, (v, _l) in shown.items()} == {k: raw_value(oracle[k]) for k in METRIC_KEYS}
+    models = {"visits": Visit, "events": Event, "applications": CreditApplication}
+    for key, (value, link) in shown.items():
+        body = client.get(link).get_data(as_text=True)
+        kind = re.search(r'data-kind="(\w+)"', body).group(1)
+        ids = record_ids(body)
+        if METRIC_BY_KEY[key].kind == "count":
+            assert len(ids) == int(value), key
+        if kind in models:
+            with scoped(scope_for(user)):
+                assert all(db.session.get(models[kind], int(i)) is not None for i in ids), key
+
+
+def test_a_bank_user_cannot_widen_their_numbers_through_the_url(known, client, login_as):
+    login_as("rm_a")
+    shown = cards(client.get("/dashboard/?campaign=ZCR2026&bank=ICBC-SZ").get_data(as_text=True))
+    assert shown["visits"][0] == "0" and shown["credit_amount_wan"][0] == "0"
+    body = client.get("/dashboard/records?metric=visits&campaign=ZCR2026&bank=ICBC-SZ").get_data(as_text=True)
+    assert record_ids(body) == []
+
+
+def test_bureau_sees_bureau_only_events_that_no_bank_user_counts(known, client, login_as):
+    login_as("bureau")
+    body = client.get("/dashboard/records?metric=events_held&campaign=ZCR2026").get_data(as_text=True)
+    assert len(record_ids(body)) == 3 and "E5" in body
+
+
+def test_the_page_has_no_inline_script_or_style(known, client, login_as):
+    login_as("bureau")
+    html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert all("src=" in s or 'type="application/json"' in s for s in scripts)
+    assert " style=" not in html and "onclick" not in html
+    assert 'data-chart="funnel"' in html and "echarts/echarts.min.js" in html
+    assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
+
+
+def test_definitions_are_tooltips_in_the_page_language(known, client, login_as):
+    login_as("bureau")
+    html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
+    assert METRIC_BY_KEY["firms_reached"].definition_zh in unescape(html)
+    client.post("/language/en", data={"next": "/"})
+    html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
+    assert METRIC_BY_KEY["firms_reached"].definition_en in unescape(html)
+
+
+@pytest.mark.parametrize("url", ["/dashboard/", "/dashboard/records?metric=visits", "/dashboard/targets",
+                                 "/dashboard/report", "/dashboard/report.xlsx", "/profile/tokens"])
+def test_dashboard_pages_need_sign_in(known, client, url):
+    resp = client.get(url)
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+
+
+@pytest.mark.parametrize("query", ["metric=nope&campaign=ZCR2026", "metric=visits&campaign=NOPE"])
+def test_unknown_metric_or_campaign_is_not_found(known, client, login_as, query):
+    login_as("bureau")
+    assert client.get(f"/dashboard/records?{query}").status_code == 404
+
+
+@pytest.mark.parametrize("query", ["from=2026-13-01", "bank=NOPE", "industry=zzz", "street=999999",
+                                   "branch=ICBC-FT&bank=SZRCB", "page=abc"])
+def test_bad_filters_are_reported_not_crashing(known, client, login_as, query):
+    login_as("bureau")
+    resp = client.get(f"/dashboard/?campaign=ZCR2026&{query}")
+    assert resp.status_code == 200
+    assert client.get(f"/dashboard/records?metric=visits&campaign=ZCR2026&{query}").status_code == 200
+
+
+def test_the_dashboard_without_any_campaign_says_so(app, client, login_as):
+    from tests import factories
+    from crm.auth.models import Role
+
+    bureau = factories.org("B", kind=factories.OrgKind.BUREAU)
+    factories.user("solo", Role.BUREAU, bureau)
+    db.session.commit()
+    login_as("solo")
+    resp = client.get("/dashboard/")
+    assert resp.status_code == 200 and 'class="alert alert-info"' in resp.get_data(as_text=True)

@@ -1,0 +1,112 @@
+"""Follow-ups: my follow-ups grouped (overdue first, red), done with an outcome, reassign within the bank,
+the manager's overdue view with branch counts, optimistic locking and cross-bank isolation."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from crm.core.formatting import today_local
+from crm.extensions import db
+from crm.visits import services
+from crm.visits.models import FollowUp, FollowUpStatus
+from tests import factories
+from tests.factories_firms import audit_actions
+
+
+def _seed(world):
+    today = today_local()
+    items = {
+        "overdue": factories.follow_up(world.firm, world.rm_a, today - timedelta(days=3), title="逾期事项"),
+        "today": factories.follow_up(world.firm, world.rm_a, today, title="今天事项"),
+        "later": factories.follow_up(world.firm, world.rm_a, today + timedelta(days=30), title="以后事项"),
+        "other_bank": factories.follow_up(world.firm, world.rm_b, today - timedelta(days=1), title="乙行事项"),
+    }
+    db.session.commit()
+    return items
+
+
+def test_grouping_puts_overdue_first_then_today_this_week_later():
+    from datetime import date
+
+    today = date(2026, 11, 26)  # a Thursday
+    mk = lambda d: FollowUp(due_on=d)  # noqa: E731
+    groups = services.group_follow_ups([mk(date(2026, 11, 20)), mk(today), mk(date(2026, 11, 29)),
+                                        mk(date(2026, 11, 30))], today)
+    assert [len(groups.overdue), len(groups.today), len(groups.this_week), len(groups.later)] == [1, 1, 1, 1]
+
+
+def test_my_follow_ups_show_overdue_first_and_red_and_only_mine(world, login_as):
+    _seed(world)
+    html = login_as("rm_a").get("/visits/followups/mine").get_data(as_text=True)
+    assert html.index("逾期事项") < html.index("今天事项") < html.index("以后事项")
+    assert 'data-testid="group-overdue"' in html and "text-bg-danger" in html
+    assert "乙行事项" not in html
+
+
+def test_home_page_counts_my_overdue_follow_ups(world, login_as):
+    _seed(world)
+    html = login_as("rm_a").get("/").get_data(as_text=True)
+    assert 'data-testid="my-overdue">1<' in html
+    assert 'href="/visits/followups/mine" data-testid="my-overdue-link"' in html
+
+
+def test_marking_done_records_the_outcome_and_is_audited(world, login_as):
+    fu = _seed(world)["overdue"]
+    resp = login_as("rm_a").post(f"/visits/followups/{fu.id}/done", data={"outcome": "已送达方案", "version": "1"})
+    assert resp.status_code == 302
+    fu = db.session.get(FollowUp, fu.id)
+    assert fu.status == FollowUpStatus.DONE and fu.outcome == "已送达方案" and fu.done_at is not None
+    assert "update" in audit_actions("follow_up")
+
+
+def test_stale_done_gets_409(world, login_as):
+    fu = _seed(world)["today"]
+    client = login_as("rm_a")
+    client.post(f"/visits/followups/{fu.id}/reassign", data={"assignee_id": str(world.rm_a2.id), "version": "1"})
+    resp = client.post(f"/visits/followups/{fu.id}/done", data={"outcome": "x", "version": "1"})
+    assert resp.status_code == 409
+    fu = db.session.get(FollowUp, fu.id)
+    assert fu.status == FollowUpStatus.OPEN and fu.assignee_id == world.rm_a2.id
+
+
+def test_reassign_only_within_the_bank(world, login_as):
+    fu = _seed(world)["today"]
+    client = login_as("rm_a")
+    assert client.post(f"/visits/followups/{fu.id}/reassign",
+                       data={"assignee_id": str(world.rm_b.id), "version": "1"}).status_code == 400
+    assert db.session.get(FollowUp, fu.id).assignee_id == world.rm_a.id
+    assert client.post(f"/visits/followups/{fu.id}/reassign",
+                       data={"assignee_id": str(world.rm_a2.id), "version": "1"}).status_code == 302
+    assert db.session.get(FollowUp, fu.id).assignee_id == world.rm_a2.id
+
+
+def test_other_bank_gets_404_on_follow_up_actions(world, login_as):
+    fu = _seed(world)["overdue"]
+    client = login_as("rm_b")
+    assert client.post(f"/visits/followups/{fu.id}/done", data={"version": "1"}).status_code == 404
+    assert client.post(f"/visits/followups/{fu.id}/reassign",
+                       data={"assignee_id": str(world.rm_b.id), "version": "1"}).status_code == 404
+    assert db.session.get(FollowUp, fu.id).status == FollowUpStatus.OPEN
+
+
+def test_manager_sees_every_overdue_follow_up_of_the_bank_with_branch_counts(world, login_as, client):
+    _seed(world)
+    factories.follow_up(world.firm, world.rm_a2, today_local() - timedelta(days=10), title="王经理逾期")
+    factories.follow_up(world.firm, world.mgr_a, today_local() - timedelta(days=2), title="总行逾期")
+    db.session.commit()
+    login_as("mgr_a")
+    html = client.get("/visits/followups/overdue").get_data(as_text=True)
+    assert "逾期事项" in html and "王经理逾期" in html and "总行逾期" in html and "乙行事项" not in html
+    assert 'data-branch="SZRCB-LG">2<' in html and 'data-branch="SZRCB">1<' in html
+    client.post("/logout")
+    assert login_as("rm_a").get("/visits/followups/overdue").status_code == 403
+
+
+def test_follow_up_booked_from_the_firm_page(world, login_as):
+    client = login_as("rm_a")
+    resp = client.post(f"/visits/followups/new?firm_id={world.firm.id}",
+                       data={"title": "电话回访", "due_on": "2026-12-10", "assignee_id": str(world.rm_a2.id)})
+    assert resp.status_code == 302
+    fu = db.session.scalar(sa.select(FollowUp))
+    assert (fu.assignee_id, fu.bank_id) == (world.rm_a2.id, world.bank_a.id)
