@@ -99,7 +99,7 @@ def _new_page(browser, request, width, height, mobile=False):
     page.on("pageerror", lambda exc: page.problems.append(f"pageerror: {exc}"))
     page.on("requestfailed", lambda req: _aborted_favicon(req) or page.problems.append(f"failed: {req.url} {req.failure}"))
     page.on("response", lambda resp: resp.status >= 400 and page.problems.append(f"http {resp.status}: {resp.url}"))
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(20_000)
     return context, page
 
 
@@ -127,12 +127,18 @@ def sign_in(page, base_url, username, password=TEST_PASSWORD):
 
 
 def sign_out(page, base_url):
-    """Sign out through the account menu (works collapsed on phones too)."""
+    """Sign out through the account menu (works collapsed on phones too), waiting out each animation."""
     toggler = page.locator(".navbar-toggler")
     if toggler.is_visible():
         toggler.click()
-    page.click(".navbar .dropdown-toggle")
-    page.click("[data-testid=logout]")
+        page.wait_for_selector("#mainnav.show", state="visible")
+        page.wait_for_function("!document.querySelector('#mainnav').classList.contains('collapsing')")
+    account = page.locator("[data-testid=account-menu]")
+    account.scroll_into_view_if_needed()
+    account.click()
+    logout = page.locator("[data-testid=logout]")
+    logout.wait_for(state="visible")
+    logout.click()
     page.wait_for_url(f"{base_url}/login")
 
 
