@@ -1,11 +1,11 @@
 """Sign-in and password forms."""
 from flask_babel import lazy_gettext as _l
-from crm.core.forms import Form
+from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 
-class LoginForm(Form):
+class LoginForm(FlaskForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
     remember = BooleanField(_l("Keep me signed in on this device"))
@@ -13,7 +13,7 @@ class LoginForm(Form):
     submit = SubmitField(_l("Sign in"))
 
 
-class PasswordChangeForm(Form):
+class PasswordChangeForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
     new = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=128)])
     confirm = PasswordField(_l("Repeat the new password"),
@@ -21,7 +21,7 @@ class PasswordChangeForm(Form):
     submit = SubmitField(_l("Change password"))
 
 
-class EmptyForm(Form):
+class EmptyForm(FlaskForm):
     """A POST-only button (sign out, delete, toggle) that carries CSRF."""
 
     submit = SubmitField(_l("Submit"))

@@ -9,20 +9,40 @@ from flask_babel import gettext as _
 
 from crm.auth.models import Role, User
 from crm.core import audit
-from crm.core.edits import DomainError, StaleEditError, check_version  # noqa: F401 (re-exported for the views)
 from crm.core.models import Area, Industry, IndustrySection, Street
 from crm.core.validators import ValidationError, normalize_credit_code, normalize_mobile, normalize_text
 from crm.extensions import db
 from crm.firms.models import Contact, Firm, FirmAccount, SizeClass, SmeTier
 
 
-class FirmError(DomainError):
+class FirmError(ValueError):
     """A refused change; ``str()`` is a message for the user, ``field`` the form field it belongs to."""
 
     def __init__(self, message: str, *, field: Optional[str] = None, existing: Optional[Firm] = None):
-        super().__init__(message, field=field)
+        super().__init__(message)
+        self.message = message
+        self.field = field
         #: for a duplicate credit code: the firm that already has it
         self.existing = existing
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StaleEditError(Exception):
+    """The record changed since the form was loaded (optimistic locking)."""
+
+
+def check_version(obj, submitted) -> None:
+    """Refuse a save based on an older version of the record than the one stored now."""
+    if submitted is None or submitted == "":
+        return
+    try:
+        submitted = int(submitted)
+    except (TypeError, ValueError):
+        raise StaleEditError() from None
+    if submitted != obj.version:
+        raise StaleEditError()
 
 
 # --------------------------------------------------------------------------------------------------
