@@ -87,7 +87,8 @@ def browser():
 
 def _aborted_favicon(req) -> bool:
     """A navigation that starts before the favicon arrives aborts it; that is not a failure of the page."""
-    return req.url.endswith("/favicon.ico") and "ERR_ABORTED" in str(req.failure)
+    path = req.url.split("?", 1)[0]
+    return path.endswith(("/favicon.ico", "/static/favicon.svg")) and "ERR_ABORTED" in str(req.failure)
 
 
 def _new_page(browser, request, width, height, mobile=False):
