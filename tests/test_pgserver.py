@@ -93,3 +93,28 @@ def test_missing_postgres_fails_on_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI=true"):
         require_pg()
+
+
+def test_dropping_a_database_first_closes_the_connections_engines_left_open_on_it(pg_server):
+    """An app or engine a test never disposed must not keep psycopg connections open until the garbage collector
+    finds them (a ResourceWarning then fails whichever test is running): dropping the database closes them."""
+    left_url = pg_server.create_database("crm_left_open")
+    kept_url = pg_server.create_database("crm_kept_open")
+    left, kept = create_engine(left_url), create_engine(kept_url)
+    try:
+        with left.connect() as a, kept.connect() as b:
+            a.execute(text("select 1"))
+            b.execute(text("select 1"))
+            left_conn, kept_conn = a.connection.driver_connection, b.connection.driver_connection
+        assert not left_conn.closed and not kept_conn.closed  # back in their pools, still open
+
+        pg_server.drop_database("crm_left_open")
+
+        assert left_conn.closed
+        assert not kept_conn.closed  # engines on other databases are left alone
+        with kept.connect() as b:
+            assert b.execute(text("select current_database()")).scalar_one() == "crm_kept_open"
+    finally:
+        left.dispose()
+        kept.dispose()
+        pg_server.drop_database("crm_kept_open")

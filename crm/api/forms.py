@@ -1,11 +1,11 @@
 """Forms of the token page."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 
-class TokenForm(FlaskForm):
+class TokenForm(Form):
     name = StringField(_l("Token name"), validators=[DataRequired(), Length(max=60)],
                        description=_l("What the token is for, e.g. the bureau's weekly spreadsheet."))
     submit = SubmitField(_l("Create token"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import (
     BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField,
 )
@@ -77,7 +77,7 @@ class RatePercentField(StringField):
         self.bp = int(d)
 
 
-class ApplicationForm(FlaskForm):
+class ApplicationForm(Form):
     firm = StringField(_l("Firm (name or unified social credit code)"), validators=[DataRequired(), Length(max=200)],
                        render_kw={"list": "firm-options", "autocomplete": "off"})
     product_code = SelectField(_l("Credit product"), validators=[DataRequired()])
@@ -101,7 +101,7 @@ class ApplicationForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class MoveForm(FlaskForm):
+class MoveForm(Form):
     """A plain move: start review, withdraw, contract signed, pledge registered, repaid."""
 
     to = HiddenField(validators=[DataRequired()])
@@ -135,7 +135,7 @@ class DisburseForm(MoveForm):
                              render_kw={"inputmode": "decimal"})
 
 
-class PledgeForm(FlaskForm):
+class PledgeForm(Form):
     patent_no = StringField(_l("Patent number"), validators=[DataRequired(), Length(max=40)],
                             description=_l("e.g. ZL202010123456.2; the type is derived from the number."))
     title = StringField(_l("Title"), validators=[Optional(), Length(max=300)])
@@ -151,7 +151,7 @@ class PledgeForm(FlaskForm):
     submit = SubmitField(_l("Add pledged patent"))
 
 
-class RegisterPledgeForm(FlaskForm):
+class RegisterPledgeForm(Form):
     granted_on = DateField(_l("Grant date"), validators=[Optional()])
     expires_on = DateField(_l("Expiry date"), validators=[Optional()])
     registration_no = StringField(_l("CNIPA pledge registration number"), validators=[DataRequired(), Length(max=60)])
@@ -162,7 +162,7 @@ class RegisterPledgeForm(FlaskForm):
     submit = SubmitField(_l("Save registration"))
 
 
-class ValuationForm(FlaskForm):
+class ValuationForm(Form):
     valuer = StringField(_l("Valuer"), validators=[DataRequired(), Length(max=120)])
     ip_asset_id = SelectField(_l("Patent"), coerce=int, validators=[Optional()])
     requested_on = DateField(_l("Requested on"), validators=[InputRequired()])
@@ -171,13 +171,13 @@ class ValuationForm(FlaskForm):
     submit = SubmitField(_l("Add valuation"))
 
 
-class CompleteValuationForm(FlaskForm):
+class CompleteValuationForm(Form):
     completed_on = DateField(_l("Completed on"), validators=[InputRequired()])
     amount_wan = WanField(_l("Valued amount (万元)"), validators=[DataRequired()], render_kw={"inputmode": "decimal"})
     submit = SubmitField(_l("Save"))
 
 
-class PoolForm(FlaskForm):
+class PoolForm(Form):
     name = StringField(_l("Pool name"), validators=[DataRequired(), Length(max=200)])
     exchange = StringField(_l("Exchange"), validators=[DataRequired(), Length(max=60)],
                            description=_l("e.g. Shenzhen Stock Exchange"))
@@ -185,12 +185,12 @@ class PoolForm(FlaskForm):
     submit = SubmitField(_l("Create pool"))
 
 
-class PoolAddForm(FlaskForm):
+class PoolAddForm(Form):
     application_id = SelectField(_l("Approved IP-pledge loan"), coerce=int, validators=[InputRequired()])
     submit = SubmitField(_l("Add to pool"))
 
 
-class OverrideForm(FlaskForm):
+class OverrideForm(Form):
     day = DateField(_l("Day"), validators=[InputRequired()])
     is_workday = SelectField(_l("The day is"), choices=[SelectChoice("1", _l("a working day")),
                                                               SelectChoice("0", _l("a day off"))])

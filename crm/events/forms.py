@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import (
     BooleanField,
     DateField,
@@ -69,7 +69,7 @@ def _credit_code_optional(form, field):
         raise ValidationError(str(exc)) from exc
 
 
-class EventForm(FlaskForm):
+class EventForm(Form):
     code = StringField(_l("Event code"), validators=[Optional(), Length(max=40), _no_controls],
                        description=_l("Leave empty to generate one like EV-2026-0001."))
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=200), _no_controls])
@@ -105,7 +105,7 @@ class PersonFieldsMixin:
     mobile = StringField(_l("Mobile"), validators=[DataRequired(), Length(max=20), _mobile])
 
 
-class RegistrationForm(PersonFieldsMixin, FlaskForm):
+class RegistrationForm(PersonFieldsMixin, Form):
     """Add a person: from an existing firm (firm_id) or a new one (name + credit code)."""
 
     firm_id = SelectField(_l("Existing firm"), coerce=int, validators=[Optional()], validate_choice=False)
@@ -124,7 +124,7 @@ class RegistrationForm(PersonFieldsMixin, FlaskForm):
             raise ValidationError(_l("Choose an existing firm, or enter a new firm's name and credit code."))
 
 
-class RegistrationEditForm(PersonFieldsMixin, FlaskForm):
+class RegistrationEditForm(PersonFieldsMixin, Form):
     need_summary = TextAreaField(_l("Financing need"), validators=[Optional(), Length(max=300), _no_controls])
     preferred_bank_id = SelectField(_l("Preferred bank"), coerce=int, validators=[Optional()])
     source = SelectField(_l("Source"), choices=choices(SOURCE_LABELS.items()))
@@ -135,7 +135,7 @@ class RegistrationEditForm(PersonFieldsMixin, FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class InviteFilterForm(FlaskForm):
+class InviteFilterForm(Form):
     """A GET filter (no CSRF) choosing the firms to invite."""
 
     class Meta:
@@ -150,12 +150,12 @@ class InviteFilterForm(FlaskForm):
     high_tech = BooleanField(_l("High-tech enterprises only"))
 
 
-class InviteForm(FlaskForm):
+class InviteForm(Form):
     firm_ids = SelectMultipleField(_l("Firms"), coerce=int, validate_choice=False)
     submit = SubmitField(_l("Invite the selected firms"))
 
 
-class WalkInForm(PersonFieldsMixin, FlaskForm):
+class WalkInForm(PersonFieldsMixin, Form):
     firm_name = StringField(_l("Firm name"), validators=[DataRequired(), Length(max=120), _no_controls])
     credit_code = StringField(_l("Unified social credit code"),
                               validators=[Optional(), Length(max=30), _credit_code_optional],
@@ -163,7 +163,7 @@ class WalkInForm(PersonFieldsMixin, FlaskForm):
     submit = SubmitField(_l("Add walk-in and check in"))
 
 
-class PublicRegistrationForm(PersonFieldsMixin, FlaskForm):
+class PublicRegistrationForm(PersonFieldsMixin, Form):
     firm_name = StringField(_l("Firm name"), validators=[DataRequired(), Length(max=120), _no_controls])
     credit_code = StringField(_l("Unified social credit code"), validators=[DataRequired(), Length(max=30),
                                                                            _credit_code_optional])
@@ -176,7 +176,7 @@ class PublicRegistrationForm(PersonFieldsMixin, FlaskForm):
     submit = SubmitField(_l("Register"))
 
 
-class ColumnSetForm(FlaskForm):
+class ColumnSetForm(Form):
     name = StringField(_l("Column set name"), validators=[DataRequired(), Length(max=60), _no_controls])
     columns = SelectMultipleField(_l("Columns"), validate_choice=False)
     submit = SubmitField(_l("Save column set"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
@@ -33,7 +33,7 @@ def _wan(form, field):
         raise ValidationError(_l("The amount may not be negative."))
 
 
-class FirmForm(FlaskForm):
+class FirmForm(Form):
     name = StringField(_l("Firm name"), validators=[DataRequired(), Length(max=120)])
     credit_code = StringField(_l("Unified social credit code"), validators=[DataRequired(), Length(max=40)])
     area_code = SelectField(_l("District"), validators=[Optional()])
@@ -92,7 +92,7 @@ class FirmForm(FlaskForm):
         return data
 
 
-class ContactForm(FlaskForm):
+class ContactForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=60)])
     title = StringField(_l("Title"), validators=[Optional(), Length(max=60)])
     mobile = StringField(_l("Mobile"), validators=[Optional(), Length(max=30)],
@@ -102,6 +102,6 @@ class ContactForm(FlaskForm):
     submit = SubmitField(_l("Save"))
 
 
-class OwnerForm(FlaskForm):
+class OwnerForm(Form):
     owner_id = SelectField(_l("Assigned relationship manager"), validators=[Optional()])
     submit = SubmitField(_l("Assign"))

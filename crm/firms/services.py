@@ -6,43 +6,24 @@ from typing import Any, Mapping, Optional
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from sqlalchemy.dialects import postgresql, sqlite
 
 from crm.auth.models import Role, User
 from crm.core import audit
+from crm.core.edits import DomainError, StaleEditError, check_version  # noqa: F401 (re-exported for the views)
 from crm.core.models import Area, Industry, IndustrySection, Street
 from crm.core.validators import ValidationError, normalize_credit_code, normalize_mobile, normalize_text
 from crm.extensions import db
 from crm.firms.models import Contact, Firm, FirmAccount, SizeClass, SmeTier
 
 
-class FirmError(ValueError):
+class FirmError(DomainError):
     """A refused change; ``str()`` is a message for the user, ``field`` the form field it belongs to."""
 
     def __init__(self, message: str, *, field: Optional[str] = None, existing: Optional[Firm] = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+        super().__init__(message, field=field)
         #: for a duplicate credit code: the firm that already has it
         self.existing = existing
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class StaleEditError(Exception):
-    """The record changed since the form was loaded (optimistic locking)."""
-
-
-def check_version(obj, submitted) -> None:
-    """Refuse a save based on an older version of the record than the one stored now."""
-    if submitted is None or submitted == "":
-        return
-    try:
-        submitted = int(submitted)
-    except (TypeError, ValueError):
-        raise StaleEditError() from None
-    if submitted != obj.version:
-        raise StaleEditError()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,8 +125,16 @@ def create_firm(data: Mapping[str, Any], *, user: Optional[User]) -> Firm:
         raise FirmError(_("The firm name and credit code are required."), field="name")
     values.setdefault("industry_code", "other")
     firm = Firm(created_by_id=getattr(user, "id", None), **values)
-    db.session.add(firm)
-    db.session.flush()
+    try:
+        with db.session.begin_nested():  # two registrations of one code at once: the loser gets the usual answer
+            db.session.add(firm)
+            db.session.flush()
+    except sa.exc.IntegrityError:
+        existing = find_firm_by_code(values["credit_code"])
+        if existing is None:
+            raise
+        raise FirmError(_("A firm with this unified social credit code is already registered."),
+                        field="credit_code", existing=existing) from None
     audit.record_create(firm, user=user)
     if user is not None and user.bank_id is not None:
         ensure_account(firm, user.bank_id, user=user, owner=user if user.role == Role.RM else None)
@@ -169,20 +158,42 @@ def update_firm(firm: Firm, data: Mapping[str, Any], *, user: Optional[User], ve
     return True
 
 
+#: INSERT ... ON CONFLICT DO NOTHING of each supported engine (both accept the same clause)
+_INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _find_account(firm_id: int, bank_id: int) -> Optional[FirmAccount]:
+    return db.session.scalar(
+        sa.select(FirmAccount).where(FirmAccount.firm_id == firm_id, FirmAccount.bank_id == bank_id)
+    )
+
+
 def ensure_account(firm: Firm, bank_id: int, *, user: Optional[User] = None, owner: Optional[User] = None,
                    branch_id: Optional[int] = None) -> FirmAccount:
-    """The bank's account with the firm, created (and audited) when missing."""
-    account = db.session.scalar(
-        sa.select(FirmAccount).where(FirmAccount.firm_id == firm.id, FirmAccount.bank_id == bank_id)
-    )
+    """The bank's account with the firm, created (and audited) when missing.
+
+    Race-free: two requests creating the same account at once (two visit saves, a visit and an import) both get
+    the one row. The insert is ``INSERT ... ON CONFLICT (bank_id, firm_id) DO NOTHING``: on PostgreSQL the second
+    insert waits for the first transaction and then does nothing (no UniqueViolation, no aborted transaction),
+    on SQLite writers are serialised anyway. Only the request whose insert made the row audits its creation.
+    """
+    account = _find_account(firm.id, bank_id)
     if account is not None:
         return account
     if owner is not None and branch_id is None and owner.org is not None and owner.org.is_branch:
         branch_id = owner.org_id
-    account = FirmAccount(firm_id=firm.id, bank_id=bank_id, owner_id=getattr(owner, "id", None), branch_id=branch_id)
-    db.session.add(account)
-    db.session.flush()
-    audit.record_create(account, user=user)
+    insert = _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(FirmAccount)).dialect.name]
+    created_id = db.session.execute(
+        insert(FirmAccount)
+        .values(firm_id=firm.id, bank_id=bank_id, owner_id=getattr(owner, "id", None), branch_id=branch_id)
+        .on_conflict_do_nothing(index_elements=[FirmAccount.bank_id, FirmAccount.firm_id])
+        .returning(FirmAccount.id)
+    ).scalar_one_or_none()
+    account = _find_account(firm.id, bank_id)
+    if account is None:  # only when bank_id lies outside the current tenant scope
+        raise LookupError(f"firm account of bank {bank_id} for firm {firm.id} is outside the current scope")
+    if created_id is not None:
+        audit.record_create(account, user=user)
     return account
 
 

@@ -1,11 +1,11 @@
 """Administration forms."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import DateField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
 
-class OrgForm(FlaskForm):
+class OrgForm(Form):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
     short_name = StringField(_l("Short name"), validators=[Optional(), Length(max=40)])
@@ -15,7 +15,7 @@ class OrgForm(FlaskForm):
     submit = SubmitField(_l("Create organisation"))
 
 
-class UserForm(FlaskForm):
+class UserForm(Form):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     name = StringField(_l("Name"), validators=[Optional(), Length(max=60)])
     role = SelectField(_l("Role"), choices=[])
@@ -23,7 +23,7 @@ class UserForm(FlaskForm):
     submit = SubmitField(_l("Create user"))
 
 
-class CampaignForm(FlaskForm):
+class CampaignForm(Form):
     code = StringField(_l("Code"), validators=[DataRequired(), Length(max=40)])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     district = StringField(_l("District"), validators=[DataRequired(), Length(max=40)])

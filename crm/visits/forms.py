@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from wtforms import (
     BooleanField, DateField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField, SubmitField,
     TextAreaField,
@@ -14,7 +14,7 @@ from crm.firms import lookups
 from crm.firms.forms import _wan
 
 
-class VisitForm(FlaskForm):
+class VisitForm(Form):
     firm_id = IntegerField(_l("Firm"), validators=[InputRequired(message=_l("Choose the firm."))])
     visited_on = DateField(_l("Visit date"), validators=[DataRequired()])
     mode_code = SelectField(_l("Mode"), validators=[DataRequired()])
@@ -83,20 +83,20 @@ class VisitForm(FlaskForm):
         }
 
 
-class FollowUpForm(FlaskForm):
+class FollowUpForm(Form):
     title = StringField(_l("What needs doing"), validators=[DataRequired(), Length(max=300)])
     due_on = DateField(_l("Due on"), validators=[DataRequired()])
     assignee_id = SelectField(_l("Assignee"), validators=[DataRequired()])
     submit = SubmitField(_l("Save"))
 
 
-class FollowUpDoneForm(FlaskForm):
+class FollowUpDoneForm(Form):
     outcome = TextAreaField(_l("Outcome"), validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
     version = HiddenField()
     submit = SubmitField(_l("Mark done"))
 
 
-class ReassignForm(FlaskForm):
+class ReassignForm(Form):
     assignee_id = SelectField(_l("Hand over to"), validators=[DataRequired()])
     version = HiddenField()
     submit = SubmitField(_l("Reassign"))

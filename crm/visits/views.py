@@ -12,13 +12,13 @@ from crm.auth.decorators import bank_user_required, role_required
 from crm.auth.forms import EmptyForm
 from crm.auth.models import Role, User
 from crm.core.formatting import today_local
+from crm.core.forms import perform, save_form
 from crm.core.navigation import add_nav
 from crm.core.scoping import get_or_404
 from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
-from crm.firms.services import StaleEditError, bank_users, visible_contacts
-from crm.firms.http import conflict
+from crm.firms.services import bank_users, visible_contacts
 from crm.visits import bp, services
 from crm.visits.forms import FollowUpDoneForm, FollowUpForm, ReassignForm, VisitForm
 from crm.visits.models import FollowUp, Visit, visit_companion
@@ -62,16 +62,6 @@ def _search_firms(term: str) -> list[Firm]:
     )).order_by(Firm.name, Firm.id).limit(10)))
 
 
-def _apply_error(form, exc) -> None:
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is None and exc.field == "need_amount_wan":
-        field = form.need_amount_wan
-    if field is not None:
-        field.errors = list(field.errors) + [str(exc)]
-    else:
-        flash(str(exc), "danger")
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @bank_user_required
 def create():
@@ -80,21 +70,18 @@ def create():
     form = _visit_form(firm)
     q = request.args.get("q", "")
     results = _search_firms(q) if request.method == "GET" else []
-    if form.validate_on_submit():
+
+    def create_visit():
         if firm is None:
-            form.firm_id.errors = list(form.firm_id.errors) + [_("Choose the firm.")]
-        else:
-            try:
-                visit = services.create_visit(firm, form.service_data(), user=current_user)
-            except services.VisitError as exc:
-                db.session.rollback()
-                _apply_error(form, exc)
-            else:
-                db.session.commit()
-                flash(_("The visit to %(name)s was saved.", name=firm.name), "success")
-                return redirect(url_for("firms.show", firm_id=visit.firm_id))
-    status = 422 if form.errors else 200
-    return render_template("visits/form.html", form=form, firm=firm, visit=None, q=q, results=results), status
+            raise services.VisitError(_("Choose the firm."), field="firm_id")
+        return services.create_visit(firm, form.service_data(), user=current_user)
+
+    return save_form(
+        form, create_visit,
+        render=lambda status: (render_template("visits/form.html", form=form, firm=firm, visit=None, q=q,
+                                               results=results), status),
+        saved=lambda visit: _("The visit to %(name)s was saved.", name=visit.firm.name),
+        next_url=lambda visit: url_for("firms.show", firm_id=visit.firm_id))
 
 
 @bp.route("/<int:visit_id>/edit", methods=["GET", "POST"])
@@ -103,21 +90,11 @@ def edit(visit_id):
     """Edit a visit of the user's bank; a stale version is refused with 409."""
     visit = get_or_404(Visit, visit_id)
     form = _visit_form(visit.firm, visit)
-    if form.validate_on_submit():
-        try:
-            services.update_visit(visit, form.service_data(), user=current_user, version=form.version.data)
-        except StaleEditError:
-            db.session.rollback()
-            conflict()
-        except services.VisitError as exc:
-            db.session.rollback()
-            _apply_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Saved."), "success")
-            return redirect(url_for("firms.show", firm_id=visit.firm_id))
-    status = 422 if form.errors else 200
-    return render_template("visits/form.html", form=form, firm=visit.firm, visit=visit, q="", results=[]), status
+    return save_form(
+        form, lambda: services.update_visit(visit, form.service_data(), user=current_user, version=form.version.data),
+        render=lambda status: (render_template("visits/form.html", form=form, firm=visit.firm, visit=visit, q="",
+                                               results=[]), status),
+        saved=_("Saved."), next_url=lambda _v: url_for("firms.show", firm_id=visit.firm_id))
 
 
 @bp.route("/<int:visit_id>/delete", methods=["POST"])
@@ -213,19 +190,15 @@ def followup_create():
     form.assignee_id.choices = [(str(u.id), u.display_name) for u in colleagues]
     if not form.is_submitted():
         form.assignee_id.data = str(current_user.id)
-    if form.validate_on_submit():
+
+    def book():
         assignee = next((u for u in colleagues if str(u.id) == form.assignee_id.data), None)
-        try:
-            services.create_follow_up(firm, title=form.title.data, due_on=form.due_on.data, assignee=assignee,
-                                      user=current_user)
-        except services.VisitError as exc:
-            db.session.rollback()
-            _apply_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The follow-up was booked."), "success")
-            return redirect(url_for("firms.show", firm_id=firm.id))
-    return render_template("visits/followup_form.html", form=form, firm=firm), 422 if form.errors else 200
+        return services.create_follow_up(firm, title=form.title.data, due_on=form.due_on.data, assignee=assignee,
+                                         user=current_user)
+
+    return save_form(
+        form, book, render=lambda status: (render_template("visits/followup_form.html", form=form, firm=firm), status),
+        saved=_("The follow-up was booked."), next_url=lambda _fu: url_for("firms.show", firm_id=firm.id))
 
 
 def _back(default_endpoint="visits.my_followups"):
@@ -242,18 +215,9 @@ def followup_done(fu_id):
     form = FollowUpDoneForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        services.complete_follow_up(fu, form.outcome.data, user=current_user, version=form.version.data)
-    except StaleEditError:
-        db.session.rollback()
-        conflict()
-    except services.VisitError as exc:
-        db.session.rollback()
-        flash(str(exc), "warning")
-        return _back()
-    db.session.commit()
-    flash(_("Marked done."), "success")
-    return _back()
+    return perform(lambda: services.complete_follow_up(fu, form.outcome.data, user=current_user,
+                                                       version=form.version.data),
+                   saved=_("Marked done."), back=_back)
 
 
 @bp.route("/followups/<int:fu_id>/reassign", methods=["POST"])
@@ -265,17 +229,7 @@ def followup_reassign(fu_id):
     if not form.validate_on_submit():
         abort(400)
     assignee = db.session.get(User, int(form.assignee_id.data))
-    try:
-        services.reassign_follow_up(fu, assignee, user=current_user, version=form.version.data)
-    except StaleEditError:
-        db.session.rollback()
-        conflict()
-    except services.VisitError as exc:
-        db.session.rollback()
-        flash(str(exc), "warning")
-        return _back()
-    db.session.commit()
-    flash(_("Reassigned to %(name)s.", name=assignee.display_name), "success")
-    return _back()
+    return perform(lambda: services.reassign_follow_up(fu, assignee, user=current_user, version=form.version.data),
+                   saved=_("Reassigned to %(name)s.", name=assignee.display_name), back=_back)
 
 from crm.visits import ledger  # noqa: E402,F401  (registers the visits ledger with the import framework)
