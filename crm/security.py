@@ -28,11 +28,10 @@ PUBLIC_ENDPOINTS: dict[str, str] = {
     "main.favicon": "the browser's icon request",
     "api.openapi": "the API description (no data)",
     "api.docs": "the API description rendered for people (no data)",
-    "events.confirmation_qr": "the QR image on a registrant's public confirmation, behind its unguessable token "
-                              "(same gate as events.public_confirmation)",
 }
 #: Endpoint name prefixes that are public by design: the self-registration pages of a published
-#: event, reached through an unguessable per-event token (``Event.public_token``).
+#: event, reached through an unguessable per-event token (``Event.public_token``), and a registrant's
+#: confirmation and its QR image, behind the registration's unguessable check-in token.
 PUBLIC_ENDPOINT_PREFIXES: tuple[str, ...] = ("events.public_",)
 
 #: Blueprints whose endpoints authenticate with a bearer token instead of the session cookie, so

@@ -120,3 +120,50 @@ def test_old_hash_is_upgraded_on_sign_in(client, world):
     db.session.commit()
     login(client, "rm_a")
     assert db.session.get(User, world.rm_a.id).password_hash.startswith("pbkdf2:sha256:1000$")
+
+
+# -- AU-2: common passwords (a pinned frequency list of 30,000, NFKC and case variants) ------------------------
+
+def _listed(min_length=8):
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return [w for w in FREQUENCY_LISTS["passwords"] if len(w) >= min_length]
+
+
+def test_the_common_password_list_holds_over_3000_entries_that_fit_the_length_rule():
+    from crm.auth import passwords
+
+    listed = passwords.common_passwords()
+    fitting = {w for w in listed if len(w) >= passwords.MIN_LENGTH}
+    assert len(fitting) >= 3000
+    assert set(_listed()[:3000]) <= listed  # the frequency list's top 3,000 of policy length, not a hand-typed few
+    assert {"woaini1314", "5201314520", "qq123456"} <= listed  # and the Chinese favourites
+
+
+@pytest.mark.parametrize("rank", [0, 999, 2999, 6000, -1])
+def test_a_listed_password_is_refused_with_a_clear_chinese_message(client, world, rank):
+    pw = _listed()[rank]
+    login(client, "rm_a")
+    resp = client.post("/password", data={"current": TEST_PASSWORD, "new": pw, "confirm": pw})
+    assert resp.status_code in (200, 422)
+    assert "该密码过于常见，请换一个。" in resp.get_data(as_text=True)
+    assert login(client.application.test_client(), "rm_a", pw).status_code == 200  # still the old password
+
+
+@pytest.mark.parametrize("variant", ["PASSWORD1", "SunShine", "iLoveYou", "Ｐａｓｓｗｏｒｄ１", "ｑｗｅｒｔｙ１２３",
+                                     "TRUSTNO1 ", "Ｍｅｒｃｅｄｅｓ"])
+def test_case_width_and_space_variants_of_a_listed_password_are_refused(app, variant):
+    from crm.auth import passwords
+
+    with app.test_request_context(headers={"Accept-Language": "zh-CN"}):
+        with pytest.raises(passwords.PasswordPolicyError) as exc:
+            passwords.check_policy(variant, username="someone")
+    assert str(exc.value) == "该密码过于常见，请换一个。"
+
+
+@pytest.mark.parametrize("pw", [TEST_PASSWORD, "Another-Long-Phrase-9", "龙岗企业走访记录本2026", "mercedes-river-lamp"])
+def test_passwords_that_are_not_listed_are_accepted(app, pw):
+    from crm.auth import passwords
+
+    with app.test_request_context():
+        passwords.check_policy(pw, username="someone")

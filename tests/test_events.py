@@ -234,7 +234,8 @@ def test_report_page_renders_for_organiser(world, login_as, client):
 
 @pytest.mark.parametrize("user", ["rm_a", "mgr_a", "bureau", "admin"])
 def test_every_event_page_renders_for_each_organising_role(world, login_as, client, user):
-    e = fe.event([world.bank_a], world.campaign, capacity=30)
+    # the bureau co-organises: it writes only the events it organises (tests/test_isolation_matrix.py)
+    e = fe.event([world.bank_a, world.bureau], world.campaign, capacity=30)
     r = fe.registration(e, checked_in=True)
     services.publish(e, world.rm_a)
     db.session.commit()
@@ -269,3 +270,31 @@ def test_titles_and_names_are_escaped_on_every_page(world, login_as, client, pay
         assert "onmouseover='alert" not in html, path
         if payload == "{{7*7}}":
             assert "{{7*7}}" in html, path  # shown literally, never evaluated
+
+
+@pytest.mark.parametrize("organisers, writable", [("bank", False), ("bank+bureau", True)])
+def test_the_bureau_sees_write_buttons_only_on_events_it_co_organises(world, login_as, client, organisers, writable):
+    """A bank-only event is the banks' to write (the views answer 403): its pages show the bureau no button that
+    would lead there, while a co-organised event shows them all."""
+    orgs = [world.bank_a] + ([world.bureau] if organisers == "bank+bureau" else [])
+    e = fe.event(orgs, world.campaign, title="只读检查专场")
+    fe.registration(e, name="王五")
+    fe.registration(e, name="赵六", checked_in=True)
+    db.session.commit()
+    login_as("bureau")
+    detail = client.get(f"/events/{e.id}").get_data(as_text=True)
+    desk = client.get(f"/events/{e.id}/desk").get_data(as_text=True)
+    rows = client.get(f"/events/{e.id}/desk/rows").get_data(as_text=True)
+    poster = client.get(f"/events/{e.id}/poster").get_data(as_text=True)
+    assert "王五" in detail and "王五" in desk and "王五" in rows  # the bureau still reads every event
+    for html, marks in ((detail, [f"/events/{e.id}/edit", f"/events/{e.id}/invite", f"/events/{e.id}/registrations/new",
+                                  "/edit\""]),
+                        (desk, ['data-testid="checkin"', 'data-testid="undo"', 'data-testid="walk-in"']),
+                        (rows, ['data-testid="checkin"', 'data-testid="undo"']),
+                        (poster, [f"/events/{e.id}/publish"])):
+        for mark in marks:
+            assert (mark in html) is writable, mark
+    assert ('data-testid="read-only"' in desk) is not writable
+    login_as("rm_a")  # the bank organiser always has them
+    assert 'data-testid="checkin"' in client.get(f"/events/{e.id}/desk").get_data(as_text=True)
+    assert f"/events/{e.id}/edit" in client.get(f"/events/{e.id}").get_data(as_text=True)

@@ -37,6 +37,7 @@ __all__ = [
     "Sheet",
     "generate_workbook",
     "generate_xlsx",
+    "iter_workbook",
     "content_disposition",
     "send_csv",
     "send_xlsx",
@@ -130,20 +131,49 @@ def _plain_text(value: Any, tz: Optional[tzinfo]) -> tuple[str, bool]:
 
 def format_csv_value(value: Any, tz: Optional[tzinfo] = None) -> str:
     """Return the neutralised CSV text of one cell value (lists joined, bool 是/否, dates ISO)."""
+    kind = type(value)
+    if kind is str:  # the common case first: one type check, no chain of isinstance tests
+        return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+    if value is None:
+        return ""
+    if kind is int:
+        return str(value)
+    if kind is datetime:  # "YYYY-MM-DD HH:MM:SS" in local time: the first 19 characters of str()
+        if value.tzinfo is not None and value.utcoffset() is not None:
+            value = value.astimezone(tz or DEFAULT_TZ)
+        return str(value)[:19]
     text, came_from_text = _plain_text(value, tz)
     return neutralise(text) if came_from_text else text
 
 
-def generate_csv(headers: Sequence[str], rows: Iterable[Mapping[str, Any]], *,
+def _row_cells(row: Any, headers: Sequence[str]) -> Sequence[Any]:
+    """The values of one row in header order: a sequence already in that order, or a mapping keyed by header."""
+    if isinstance(row, (tuple, list)):
+        return row
+    get = row.get
+    return [get(h) for h in headers]
+
+
+def generate_csv(headers: Sequence[str], rows: Iterable[Any], *,
                  tz: Optional[tzinfo] = None) -> Iterator[bytes]:
-    """Yield a UTF-8 CSV (BOM first, CRLF lines) of ``rows`` (dicts keyed by header), neutralised."""
+    """Yield a UTF-8 CSV (BOM first, CRLF lines) of ``rows``, neutralised, in chunks of about 64 KiB.
+
+    A row is a dict keyed by header or a tuple/list of values in header order; ``rows`` may be a generator
+    (rows are consumed as the response is sent, so memory does not grow with the file).
+    """
     headers = list(headers)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([format_csv_value(h, tz) for h in headers])
+    writerow = writer.writerow
+    cell = format_csv_value
+    triggers = FORMULA_TRIGGERS
+    writerow([cell(h, tz) for h in headers])
     first = True
     for row in rows:
-        writer.writerow([format_csv_value(row.get(h), tz) for h in headers])
+        # strings are neutralised inline, None and int are written by the csv module as they are
+        writerow([(("'" + v) if v.startswith(triggers) else v) if type(v) is str
+                  else (v if v is None or type(v) is int else cell(v, tz))
+                  for v in _row_cells(row, headers)])
         if buffer.tell() >= _CSV_CHUNK_CHARS:
             yield (codecs.BOM_UTF8 if first else b"") + buffer.getvalue().encode("utf-8")
             first = False
@@ -219,78 +249,252 @@ def _sheet_titles(titles: Sequence[str]) -> list[str]:
     return result
 
 
-def generate_workbook(sheets: Sequence[Sheet], *, tz: Optional[tzinfo] = None) -> bytes:
-    """Return XLSX bytes (write-only openpyxl) with one worksheet per :class:`Sheet`, never a formula."""
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
-    from openpyxl.utils import get_column_letter
+_XML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+_NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_XML_HEAD = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+_XLSX_CHUNK_CHARS = 256 * 1024
+_EXCEL_EPOCH = datetime(1899, 12, 30)
 
-    if not sheets:
-        sheets = [Sheet("Sheet1", [], [])]
-    workbook = Workbook(write_only=True)
-    bold = Font(bold=True)
-    for sheet, title in zip(sheets, _sheet_titles([s.title for s in sheets])):
-        ws = workbook.create_sheet(title=title)
-        headers = list(sheet.headers)
-        formats = dict(sheet.column_formats or {})
 
-        # Widths must be set before the first row is written, so sample the first rows.
-        row_iter = iter(sheet.rows)
-        sample: list[Mapping[str, Any]] = []
-        for row in row_iter:
-            sample.append(row)
-            if len(sample) >= _WIDTH_SAMPLE_ROWS:
+def _column_letter(index: int) -> str:
+    """1 → A, 27 → AA."""
+    letters = ""
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _excel_serial(value: Any) -> float:
+    """Excel's serial number of a naive datetime, date or time (the 1900 date system, as openpyxl writes it)."""
+    if isinstance(value, time):
+        return (value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1e6) / 86400
+    if not isinstance(value, datetime):
+        days = (value - _EXCEL_EPOCH.date()).days
+        return days - 1 if 0 < days <= 60 else days
+    delta = value - _EXCEL_EPOCH
+    days = delta.days
+    if 0 < days <= 60:
+        days -= 1
+    return days + (delta.seconds + delta.microseconds / 1e6) / 86400
+
+
+class _Styles:
+    """The cell formats a workbook uses: style 0 plain, 1 bold header, then one per number format."""
+
+    def __init__(self) -> None:
+        self.formats: dict[str, int] = {}  # number format → style index
+
+    def index(self, number_format: str) -> int:
+        idx = self.formats.get(number_format)
+        if idx is None:
+            idx = self.formats[number_format] = 2 + len(self.formats)
+        return idx
+
+    def xml(self) -> str:
+        fmts = "".join(f'<numFmt numFmtId="{164 + i}" formatCode="{f.translate(_ATTR_ESCAPES)}"/>'
+                       for i, f in enumerate(self.formats))
+        xfs = ['<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>',
+               '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>']
+        xfs += [f'<xf numFmtId="{164 + i}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+                for i in range(len(self.formats))]
+        return (f'{_XML_HEAD}<styleSheet xmlns="{_NS_MAIN}">'
+                + (f'<numFmts count="{len(self.formats)}">{fmts}</numFmts>' if self.formats else "")
+                + '<fonts count="2"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font>'
+                  '<font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts>'
+                  '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+                  '<fill><patternFill patternType="gray125"/></fill></fills>'
+                  '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+                  '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+                + f'<cellXfs count="{len(xfs)}">{"".join(xfs)}</cellXfs>'
+                + '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+                  '</styleSheet>')
+
+
+class _ZipSink:
+    """A write-only, unseekable file for :class:`zipfile.ZipFile` whose output is drained in chunks."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        if data:
+            self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        out = b"".join(self.parts)
+        self.parts.clear()
+        return out
+
+
+def _inline(ref: str, text: str, style: str = "") -> str:
+    """An inline-string cell (``t="inlineStr"``): text is never read as a formula, a number or an error."""
+    text = _clean_xlsx_text(text).translate(_XML_ESCAPES)
+    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+    return f'<c r="{ref}"{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+def _sheet_parts(sheet: Sheet, styles: _Styles, tz: Optional[tzinfo]) -> Iterator[str]:
+    """The worksheet XML of one sheet, in pieces (rows are consumed lazily after a 200-row sample)."""
+    headers = list(sheet.headers)
+    formats = dict(sheet.column_formats or {})
+    n = len(headers)
+    letters = [_column_letter(i) for i in range(1, n + 1)]
+    custom = [styles.index(formats[h]) if formats.get(h) else None for h in headers]
+
+    # Widths go before the data, so sample the first rows (as Excel users expect: wide Chinese names fit).
+    row_iter = iter(sheet.rows)
+    sample: list[Any] = []
+    for row in row_iter:
+        sample.append(row)
+        if len(sample) >= _WIDTH_SAMPLE_ROWS:
+            break
+    widths = [_display_width(str(h)) for h in headers]
+    for row in sample:
+        for i, raw in enumerate(_row_cells(row, headers)):
+            if i >= n:
                 break
-        widths = [_display_width(str(h)) for h in headers]
-        for row in sample:
-            for i, h in enumerate(headers):
-                value, number_format, _ = _xlsx_value(row.get(h), tz)
+            value, number_format, _ = _xlsx_value(raw, tz)
+            if value is None:
+                continue
+            if number_format == DATETIME_FORMAT:
+                w = 16
+            elif number_format == DATE_FORMAT:
+                w = 10
+            elif isinstance(value, (Decimal, float)):
+                w = min(len(str(value)), 18)
+            else:
+                w = _display_width(str(value))
+            widths[i] = max(widths[i], w)
+
+    yield f'{_XML_HEAD}<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
+    if headers:
+        yield ('<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft"'
+               ' state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>')
+        yield "<cols>" + "".join(f'<col min="{i}" max="{i}" width="{min(max(w + 2, 8), 60)}" customWidth="1"/>'
+                                 for i, w in enumerate(widths, 1)) + "</cols>"
+        yield "<sheetData>"
+        yield '<row r="1">' + "".join(_inline(f"{c}1", str(neutralise(str(h))), ' s="1"')
+                                      for c, h in zip(letters, headers)) + "</row>"
+    else:
+        yield "<sheetData>"
+
+    date_style = {fmt: styles.index(fmt) for fmt in (DATE_FORMAT, DATETIME_FORMAT, TIME_FORMAT)}
+    dt_style = date_style[DATETIME_FORMAT]
+    r = 1
+    for source in (sample, row_iter):
+        for row in source:
+            r += 1
+            cells = []
+            append = cells.append
+            for i, raw in enumerate(_row_cells(row, headers)):
+                if i >= n or raw is None:
+                    continue
+                kind = type(raw)
+                if kind is str:  # fast path: the usual cell
+                    text = "'" + raw if raw.startswith(FORMULA_TRIGGERS) else raw
+                    if _XML_ILLEGAL_CHARS.search(text) or len(text) > _XLSX_MAX_CELL_CHARS:
+                        text = _clean_xlsx_text(text)
+                    text = text.translate(_XML_ESCAPES)
+                    space = ' xml:space="preserve"' if text[:1].isspace() or text[-1:].isspace() else ""
+                    append(f'<c r="{letters[i]}{r}" t="inlineStr"><is><t{space}>{text}</t></is></c>')
+                    continue
+                if kind is int and custom[i] is None and -_XLSX_MAX_EXACT_INT < raw < _XLSX_MAX_EXACT_INT:
+                    append(f'<c r="{letters[i]}{r}"><v>{raw}</v></c>')
+                    continue
+                if kind is datetime and custom[i] is None:
+                    if raw.tzinfo is not None and raw.utcoffset() is not None:
+                        raw = raw.astimezone(tz or DEFAULT_TZ).replace(tzinfo=None)
+                    append(f'<c r="{letters[i]}{r}" s="{dt_style}"><v>{_excel_serial(raw)!r}</v></c>')
+                    continue
+                value, number_format, is_string = _xlsx_value(raw, tz)
                 if value is None:
                     continue
-                if number_format == DATETIME_FORMAT:
-                    w = 16
-                elif number_format == DATE_FORMAT:
-                    w = 10
-                elif isinstance(value, (Decimal, float)):
-                    w = min(len(str(value)), 18)
+                if is_string:
+                    append(_inline(f"{letters[i]}{r}", value))
+                    continue
+                style = custom[i]
+                if isinstance(value, (datetime, date, time)):
+                    number = repr(_excel_serial(value))
+                    if style is None:
+                        style = date_style[number_format]
+                elif isinstance(value, Decimal):
+                    number = _plain_decimal(value)
+                elif isinstance(value, float):
+                    number = repr(value)
                 else:
-                    w = _display_width(str(value))
-                widths[i] = max(widths[i], w)
-        for i, w in enumerate(widths, 1):
-            ws.column_dimensions[get_column_letter(i)].width = min(max(w + 2, 8), 60)
-        if headers:
-            ws.freeze_panes = "A2"
+                    number = str(int(value))
+                s = f' s="{style}"' if style is not None else ""
+                append(f'<c r="{letters[i]}{r}"{s}><v>{number}</v></c>')
+            yield f'<row r="{r}">' + "".join(cells) + "</row>"
+    yield "</sheetData></worksheet>"
 
-        def make_cell(value: Any, header: Optional[str] = None, *, is_header: bool = False) -> Any:
-            if is_header:
-                cell = WriteOnlyCell(ws, value=_clean_xlsx_text(str(neutralise(str(value)))))
-                cell.data_type = "s"
-                cell.font = bold
-                return cell
-            cell_value, number_format, is_string = _xlsx_value(value, tz)
-            if cell_value is None:
-                return None
-            if is_string:
-                cell = WriteOnlyCell(ws, value=_clean_xlsx_text(cell_value))
-                cell.data_type = "s"  # never let openpyxl turn "=…" into a formula or "#N/A" into an error
-                return cell
-            cell = WriteOnlyCell(ws, value=cell_value)
-            custom = formats.get(header) if header is not None else None
-            if custom:
-                cell.number_format = custom
-            elif number_format:
-                cell.number_format = number_format
-            return cell
 
-        ws.append([make_cell(h, is_header=True) for h in headers])
-        for source in (sample, row_iter):
-            for row in source:
-                ws.append([make_cell(row.get(h), h) for h in headers])
+def iter_workbook(sheets: Sequence[Sheet], *, tz: Optional[tzinfo] = None) -> Iterator[bytes]:
+    """Yield an XLSX file in chunks, one worksheet per :class:`Sheet`, never a formula.
 
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+    Written directly as SpreadsheetML into a streamed zip: rows are consumed lazily, every string is an
+    inline string (so no ``<f>`` element can appear), so memory stays flat however many rows there are.
+    """
+    if not sheets:
+        sheets = [Sheet("Sheet1", [], [])]
+    titles = _sheet_titles([s.title for s in sheets])
+    styles = _Styles()
+    sink = _ZipSink()
+    zf = zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+    for number, sheet in enumerate(sheets, 1):
+        with zf.open(f"xl/worksheets/sheet{number}.xml", "w") as member:
+            pending: list[str] = []
+            size = 0
+            for part in _sheet_parts(sheet, styles, tz):
+                pending.append(part)
+                size += len(part)
+                if size >= _XLSX_CHUNK_CHARS:
+                    member.write("".join(pending).encode("utf-8"))
+                    pending.clear()
+                    size = 0
+                    chunk = sink.drain()
+                    if chunk:
+                        yield chunk
+            member.write("".join(pending).encode("utf-8"))
+        yield sink.drain()
+    n = len(sheets)
+    sheet_entries = "".join(f'<sheet name="{t.translate(_ATTR_ESCAPES)}" sheetId="{i}" r:id="rId{i}"/>'
+                            for i, t in enumerate(titles, 1))
+    zf.writestr("xl/workbook.xml", f'{_XML_HEAD}<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_REL}">'
+                f'<bookViews><workbookView activeTab="0"/></bookViews><sheets>{sheet_entries}</sheets></workbook>')
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    rels = "".join(f'<Relationship Id="rId{i}" Type="{rel}/worksheet" Target="worksheets/sheet{i}.xml"/>'
+                   for i in range(1, n + 1))
+    zf.writestr("xl/_rels/workbook.xml.rels",
+                f'{_XML_HEAD}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                f'{rels}<Relationship Id="rId{n + 1}" Type="{rel}/styles" Target="styles.xml"/></Relationships>')
+    zf.writestr("xl/styles.xml", styles.xml())
+    zf.writestr("_rels/.rels",
+                f'{_XML_HEAD}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                f'<Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+    ct = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{ct}.worksheet+xml"/>'
+                        for i in range(1, n + 1))
+    zf.writestr("[Content_Types].xml",
+                f'{_XML_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+                '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+                '<Default Extension="xml" ContentType="application/xml"/>'
+                f'<Override PartName="/xl/workbook.xml" ContentType="{ct}.sheet.main+xml"/>'
+                f'<Override PartName="/xl/styles.xml" ContentType="{ct}.styles+xml"/>{overrides}</Types>')
+    zf.close()
+    yield sink.drain()
+
+
+def generate_workbook(sheets: Sequence[Sheet], *, tz: Optional[tzinfo] = None) -> bytes:
+    """Return XLSX bytes with one worksheet per :class:`Sheet`, never a formula (see :func:`iter_workbook`)."""
+    return b"".join(iter_workbook(sheets, tz=tz))
 
 
 def generate_xlsx(headers: Sequence[str], rows: Iterable[Mapping[str, Any]], sheet_title: str = "Sheet1",
@@ -347,7 +551,7 @@ def _download_headers(filename: str) -> dict[str, str]:
     }
 
 
-def send_csv(filename: str, headers: Sequence[str], rows: Iterable[Mapping[str, Any]], *,
+def send_csv(filename: str, headers: Sequence[str], rows: Iterable[Any], *,
              tz: Optional[tzinfo] = None):
     """Return a streamed CSV download ``Response`` (UTF-8 BOM, neutralised, ``Cache-Control: no-store``)."""
     from flask import Response
@@ -356,15 +560,19 @@ def send_csv(filename: str, headers: Sequence[str], rows: Iterable[Mapping[str, 
                     headers=_download_headers(_with_extension(filename, ".csv")))
 
 
-def send_xlsx(filename: str, headers: Sequence[str], rows: Iterable[Mapping[str, Any]], *,
+def send_xlsx(filename: str, headers: Sequence[str], rows: Iterable[Any], *,
               sheet_title: str = "Sheet1", column_formats: Optional[Mapping[str, str]] = None,
               tz: Optional[tzinfo] = None, sheets: Optional[Sequence[Sheet]] = None):
-    """Return an XLSX download ``Response``; pass ``sheets`` (and empty headers/rows) for several sheets."""
+    """Return a streamed XLSX download ``Response``; pass ``sheets`` (and empty headers/rows) for several sheets.
+
+    Rows may be a generator: the workbook is written as the response is sent, in constant memory.
+    """
     from flask import Response
 
-    data = generate_workbook(sheets, tz=tz) if sheets else generate_xlsx(
-        headers, rows, sheet_title, column_formats, tz=tz)
-    return Response(data, mimetype=XLSX_MIMETYPE, headers=_download_headers(_with_extension(filename, ".xlsx")))
+    if not sheets:
+        sheets = [Sheet(sheet_title, headers, rows, column_formats)]
+    return Response(iter_workbook(sheets, tz=tz), mimetype=XLSX_MIMETYPE,
+                    headers=_download_headers(_with_extension(filename, ".xlsx")))
 
 
 # ---------------------------------------------------------------------------------------------------------

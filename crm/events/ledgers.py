@@ -88,8 +88,12 @@ def _industries(row: Row, ctx: ImportContext) -> list[str]:
 
 def _staff(row: Row, ctx: ImportContext) -> list[int]:
     ids = []
+    users = ctx.cache.setdefault("users", {})  # each username is looked up once per file
     for name in row.items("staff"):
-        user = db.session.scalar(sa.select(User).where(User.username == normalize_username(name)))
+        norm = normalize_username(name)
+        if norm not in users:
+            users[norm] = db.session.scalar(sa.select(User).where(User.username == norm))
+        user = users[norm]
         ok = user is not None and user.is_active and user.role in (Role.RM, Role.BANK_MANAGER) and (
             ctx.bank_id is None or user.bank_id == ctx.bank_id)
         if not ok:
@@ -225,7 +229,10 @@ def _same_instant(a: Optional[datetime], b: Optional[datetime]) -> bool:
 
 
 def apply_attendance(parsed: AttendanceRow, ctx: ImportContext) -> str:
-    event = _visible_event(parsed.code)
+    events = ctx.cache.setdefault("events", {})  # each event code is looked up once per file
+    if parsed.code.upper() not in events:
+        events[parsed.code.upper()] = _visible_event(parsed.code)
+    event = events[parsed.code.upper()]
     if event is None:
         raise RowError("code", "未找到该活动（活动编号不存在，或不是本机构主办的活动）", parsed.code)
     when = parsed.checked_in_at.astimezone(timezone.utc) if parsed.checked_in_at else None

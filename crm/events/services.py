@@ -19,6 +19,7 @@ from sqlalchemy.orm import contains_eager
 
 from crm.core import audit
 from crm.core.db import utcnow
+from crm.core.scoping import current_scope, scoped
 from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile
 from crm.events.models import (
     CheckinMethod,
@@ -719,10 +720,8 @@ class ExportFilter:
         return {"status": sorted(self.statuses), "attendance": self.attendance}
 
 
-def export_registrations(event: Event, flt: ExportFilter) -> list[Registration]:
-    stmt = (sa.select(Registration).join(Firm, Firm.id == Registration.firm_id)
-            .options(contains_eager(Registration.firm).joinedload(Firm.industry))
-            .where(Registration.event_id == event.id))
+def _filtered(stmt, flt: ExportFilter):
+    """``stmt`` (over Registration) narrowed by the export filter's statuses and attendance."""
     statuses = [RegistrationStatus(s) for s in flt.statuses if s in STATUS_LABELS]
     if statuses:
         stmt = stmt.where(Registration.status.in_(statuses))
@@ -730,57 +729,120 @@ def export_registrations(event: Event, flt: ExportFilter) -> list[Registration]:
         stmt = stmt.where(Registration.checked_in_at.is_not(None))
     elif flt.attendance == "absent":
         stmt = stmt.where(Registration.checked_in_at.is_(None))
-    stmt = stmt.order_by(Firm.name, Registration.person_name, Registration.id)
+    return stmt
+
+
+def export_registrations(event: Event, flt: ExportFilter) -> list[Registration]:
+    stmt = (sa.select(Registration).join(Firm, Firm.id == Registration.firm_id)
+            .options(contains_eager(Registration.firm).joinedload(Firm.industry))
+            .where(Registration.event_id == event.id))
+    stmt = _filtered(stmt, flt).order_by(Firm.name, Registration.person_name, Registration.id)
     return list(db.session.scalars(stmt))
 
 
-def _row(event: Event, reg: Registration, seq: int, full: bool, banks: dict[int, str]) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "event_code": event.code,
-        "event_date": event.held_on,
-        "firm_name": reg.firm.name,
-        "credit_code": reg.firm.credit_code,
-        "industry": reg.firm.industry.name_zh if reg.firm.industry else "",
-        "person_name": reg.person_name,
-        "person_title": reg.person_title,
-        "mobile": show_mobile(reg.mobile, full),
-        "need_summary": reg.need_summary,
-        "preferred_bank": banks.get(reg.preferred_bank_id, "") if reg.preferred_bank_id else "",
-        "source": SOURCE_LABELS.get(reg.source.value, reg.source.value),
-        "status": STATUS_LABELS.get(reg.status.value, reg.status.value),
-        "registered_at": reg.created_at,
-        "checked_in_at": reg.checked_in_at,
-        "checkin_method": METHOD_LABELS.get(reg.checkin_method.value, "") if reg.checkin_method else "",
-        "absence_reason": reg.absence_reason,
-        "remarks": reg.remarks,
-    }
+_EXPORT_YIELD_PER = 2000
+
+
+def count_attendee_export(event: Event, flt: ExportFilter) -> int:
+    """How many rows :func:`build_attendee_export` gives for this filter (one COUNT, for the audit)."""
+    base = sa.select(Registration.id).join(Firm, Firm.id == Registration.firm_id).where(
+        Registration.event_id == event.id)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(_filtered(base, flt).subquery())) or 0
 
 
 @dataclass
 class AttendeeExport:
     headers: list[str]
-    rows: list[dict[str, Any]]
+    #: tuples in header order, produced lazily from a server-side cursor (consume once, inside the request)
+    rows: Iterable[tuple]
     full_mobiles: bool
     filename_stem: str
 
 
 def build_attendee_export(event: Event, user, columns: Iterable[str], flt: ExportFilter) -> AttendeeExport:
-    """Rows keyed by Chinese header for the chosen columns and filters; mobiles masked unless permitted."""
+    """Rows (tuples in the order of ``headers``) for the chosen columns and filters; mobiles masked unless permitted.
+
+    Two statements whatever the size: the preferred banks' names (now), and the rows themselves (lazily, when
+    ``rows`` is first iterated, under the tenant scope in force now), fetched ``_EXPORT_YIELD_PER`` at a time.
+    Wrap ``rows`` in :func:`flask.stream_with_context` to send it as a streamed response.
+    """
+    from crm.core.models import Industry
+
     keys = clean_columns(columns)
     full = may_see_full_mobiles(user, event)
-    regs = export_registrations(event, flt)
-    bank_ids = {r.preferred_bank_id for r in regs if r.preferred_bank_id}
-    banks = {o.id: o.display_name for o in db.session.scalars(sa.select(Organisation).where(
-        Organisation.id.in_(bank_ids)))} if bank_ids else {}
+    banks: dict[int, str] = {}
+    if "preferred_bank" in keys:
+        bank_ids = _filtered(sa.select(Registration.preferred_bank_id).where(
+            Registration.event_id == event.id, Registration.preferred_bank_id.is_not(None)), flt).distinct()
+        banks = {o.id: o.display_name for o in db.session.scalars(sa.select(Organisation).where(
+            Organisation.id.in_(bank_ids)))}
+    columns, plan = _export_plan(keys, full, banks)
+    stmt = (sa.select(*columns)
+            .join(Firm, Firm.id == Registration.firm_id)
+            .outerjoin(Industry, Industry.code == Firm.industry_code)
+            .where(Registration.event_id == event.id))
+    stmt = _filtered(stmt, flt).order_by(Firm.name, Registration.person_name, Registration.id)
     headers = [COLUMN_BY_KEY[k].header for k in keys]
-    rows = []
-    for i, reg in enumerate(regs, 1):
-        data = _row(event, reg, i, full, banks)
-        rows.append({COLUMN_BY_KEY[k].header: data[k] for k in keys})
     suffix = {"attended": "（已签到）", "absent": "（未签到）"}.get(flt.attendance, "")
     stem = f"{event.title}_参会名单{suffix}_{event.held_on.isoformat()}"
-    return AttendeeExport(headers, rows, full, stem)
+    constants = {"event_code": event.code, "event_date": event.held_on}
+    return AttendeeExport(headers, _export_rows(stmt, current_scope(), plan, constants), full, stem)
+
+
+def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
+    """The columns to select (only those the chosen keys need) and, per key, where its value comes from:
+    ``("seq", None)``, ``("const", key)`` or ``(index in the result row, transform or None)``."""
+    from crm.core.models import Industry
+
+    def label(labels):
+        return lambda v: labels.get(v.value, v.value)
+
+    sources = {
+        "firm_name": (Firm.name, None), "credit_code": (Firm.credit_code, None),
+        "industry": (Industry.name_zh, lambda v: v or ""),
+        "person_name": (Registration.person_name, None), "person_title": (Registration.person_title, None),
+        "mobile": (Registration.mobile, None if full else mask_mobile),
+        "need_summary": (Registration.need_summary, None),
+        "preferred_bank": (Registration.preferred_bank_id, lambda v: banks.get(v, "") if v else ""),
+        "source": (Registration.source, label(SOURCE_LABELS)), "status": (Registration.status, label(STATUS_LABELS)),
+        "registered_at": (Registration.created_at, None), "checked_in_at": (Registration.checked_in_at, None),
+        "checkin_method": (Registration.checkin_method, lambda v: METHOD_LABELS.get(v.value, "") if v else ""),
+        "absence_reason": (Registration.absence_reason, None), "remarks": (Registration.remarks, None),
+    }
+    columns, plan = [], []
+    for key in keys:
+        if key == "seq":
+            plan.append(("seq", None))
+        elif key in ("event_code", "event_date"):
+            plan.append(("const", key))
+        else:
+            column, transform = sources[key]
+            plan.append((len(columns), transform))
+            columns.append(column)
+    if not columns:
+        columns.append(Registration.id)
+    return columns, plan
+
+
+def _export_rows(stmt, scope, plan: list[tuple], constants: dict):
+    """Export tuples from ``stmt``, run when the first row is asked for and fetched a few thousand at a time.
+
+    The response streams after the view has returned (and its request teardown has reset the tenant scope), so
+    the query runs under the ``scope`` captured when the export was built, on the session of the context that
+    :func:`flask.stream_with_context` pushes again. Uses no ORM object and no ``current_user``.
+    """
+    with scoped(scope):
+        result = db.session.execute(stmt.execution_options(yield_per=_EXPORT_YIELD_PER))
+        try:
+            if all(isinstance(where, int) and how is None for where, how in plan):
+                for r in result:  # plain columns in order: the row is the export row
+                    yield tuple(r)
+                return
+            for seq, r in enumerate(result, 1):
+                yield tuple(seq if where == "seq" else constants[how] if where == "const"
+                            else (r[where] if how is None else how(r[where])) for where, how in plan)
+        finally:
+            result.close()
 
 
 def record_export(event: Event, user, *, fmt: str, columns: Sequence[str], flt: ExportFilter, rows: int,
@@ -800,6 +862,8 @@ def get_column_set(user, set_id) -> Optional[ExportColumnSet]:
     try:
         set_id = int(set_id)
     except (TypeError, ValueError):
+        return None
+    if not (0 < set_id < 2**63):  # out of the database's integer range: no such set (not a 500)
         return None
     cs = db.session.get(ExportColumnSet, set_id)
     return cs if cs is not None and cs.user_id == user.id else None

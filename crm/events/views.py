@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -46,7 +47,8 @@ add_nav("events.index", _l("Events"), "calendar-event", roles={r.value for r in 
 @bp.app_context_processor
 def _labels():
     return {"EVENT_KIND_LABELS": KIND_LABELS, "EVENT_STATUS_LABELS": STATUS_LABELS,
-            "REG_SOURCE_LABELS": SOURCE_LABELS, "REG_STATUS_LABELS": REG_STATUS_LABELS}
+            "REG_SOURCE_LABELS": SOURCE_LABELS, "REG_STATUS_LABELS": REG_STATUS_LABELS,
+            "may_write_event": may_write_event}
 
 
 def _wants_json() -> bool:
@@ -55,6 +57,21 @@ def _wants_json() -> bool:
 
 def _user():
     return current_user._get_current_object()
+
+
+def may_write_event(event: Event) -> bool:
+    """The bureau co-organises events: it writes only those it organises; a bank-only event is the banks'.
+
+    Pages use it (as ``may_write_event`` in templates) to show write buttons only to those who may press them.
+    """
+    user = _user()
+    return not (user.is_bureau and not services.is_organiser(user, event))
+
+
+def _may_write(event: Event) -> None:
+    """403 for a write the viewer may not make (see :func:`may_write_event`)."""
+    if not may_write_event(event):
+        abort(403)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -154,6 +171,7 @@ def create():
 def edit(event_id):
     user = _user()
     event = get_or_404(Event, event_id)
+    _may_write(event)
     form = EventForm(obj=event if request.method == "GET" else None)
     _fill_event_choices(form, user)
     if request.method == "GET":
@@ -202,6 +220,7 @@ def detail(event_id):
 @organiser_required
 def publish(event_id):
     event = get_or_404(Event, event_id)
+    _may_write(event)
     form = EmptyForm()
     if form.validate_on_submit():
         if request.form.get("action") == "unpublish":
@@ -260,6 +279,7 @@ def add_registration(event_id):
 
     user = _user()
     event = get_or_404(Event, event_id)
+    _may_write(event)
     form = RegistrationForm()
     form.preferred_bank_id.choices = _bank_choices()
     form.firm_id.choices = _firm_choices(form.firm_id.data if request.method == "POST" else None)
@@ -316,6 +336,7 @@ def _get_reg(event_id, reg_id) -> tuple[Event, Registration]:
 def edit_registration(event_id, reg_id):
     user = _user()
     event, reg = _get_reg(event_id, reg_id)
+    _may_write(event)
     full = services.may_see_full_mobiles(user, event)
     form = RegistrationEditForm(obj=reg if request.method == "GET" else None)
     form.preferred_bank_id.choices = _bank_choices()
@@ -359,7 +380,7 @@ def confirmation(event_id, reg_id):
     """A printable confirmation for one registrant, with the check-in QR code."""
     event, reg = _get_reg(event_id, reg_id)
     return render_template("events/confirmation.html", event=event, reg=reg, public=False,
-                           qr_url=url_for("events.confirmation_qr", token=reg.checkin_token, kind="svg"))
+                           qr_url=url_for("events.public_confirmation_qr", token=reg.checkin_token, kind="svg"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -385,6 +406,7 @@ def _fill_filter_choices(form: InviteFilterForm) -> None:
 def invite(event_id):
     user = _user()
     event = get_or_404(Event, event_id)
+    _may_write(event)
     flt_form = InviteFilterForm(request.args)
     _fill_filter_choices(flt_form)
     form = InviteForm()
@@ -465,6 +487,7 @@ def _desk_answer(event, reg, changed: bool, message: str, category: str = "succe
 @organiser_required
 def checkin(event_id, reg_id):
     event, reg = _get_reg(event_id, reg_id)
+    _may_write(event)
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:
@@ -482,6 +505,7 @@ def checkin(event_id, reg_id):
 @organiser_required
 def undo_checkin(event_id, reg_id):
     event, reg = _get_reg(event_id, reg_id)
+    _may_write(event)
     if not EmptyForm().validate_on_submit():
         abort(400)
     changed = services.undo_check_in(reg, _user())
@@ -496,6 +520,7 @@ def undo_checkin(event_id, reg_id):
 def walk_in(event_id):
     user = _user()
     event = get_or_404(Event, event_id)
+    _may_write(event)
     form = WalkInForm()
     if form.validate_on_submit():
         try:
@@ -524,6 +549,7 @@ def checkin_token(token):
         abort(404)
     event = reg.event
     if request.method == "POST":
+        _may_write(event)
         if not EmptyForm().validate_on_submit():
             abort(400)
         try:
@@ -617,13 +643,16 @@ def export(event_id, fmt):
     user = _user()
     event = get_or_404(Event, event_id)
     columns, flt, _cs = _export_params(user)
-    data = services.build_attendee_export(event, user, columns, flt)
-    services.record_export(event, user, fmt=fmt, columns=columns, flt=flt, rows=len(data.rows),
-                           full_mobiles=data.full_mobiles)
+    services.record_export(event, user, fmt=fmt, columns=columns, flt=flt,
+                           rows=services.count_attendee_export(event, flt),
+                           full_mobiles=services.may_see_full_mobiles(user, event))
     db.session.commit()
+    # the rows stream from a cursor opened here, under this request's tenant scope, while the file is sent
+    data = services.build_attendee_export(event, user, columns, flt)
+    rows = stream_with_context(data.rows)
     if fmt == "csv":
-        return send_csv(data.filename_stem + ".csv", data.headers, data.rows)
-    return send_xlsx(data.filename_stem + ".xlsx", data.headers, data.rows, sheet_title="参会名单")
+        return send_csv(data.filename_stem + ".csv", data.headers, rows)
+    return send_xlsx(data.filename_stem + ".xlsx", data.headers, rows, sheet_title="参会名单")
 
 
 @bp.route("/column-sets/<int:set_id>/delete", methods=["POST"])
@@ -720,11 +749,12 @@ def public_confirmation(token):
         if reg is None:
             abort(404)
         return render_template("events/confirmation.html", event=reg.event, reg=reg, public=True,
-                               qr_url=url_for("events.confirmation_qr", token=token, kind="svg"))
+                               qr_url=url_for("events.public_confirmation_qr", token=token, kind="svg"))
 
 
 @bp.route("/c/<token>/qr.<kind>")
-def confirmation_qr(token, kind):
+def public_confirmation_qr(token, kind):
+    """The QR image of a confirmation (public by design, behind the same unguessable token)."""
     if kind not in ("svg", "png"):
         abort(404)
     with scoped(SYSTEM):

@@ -4,24 +4,27 @@ from __future__ import annotations
 import json
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
+from sqlalchemy.orm import selectinload
 
 from crm.auth.decorators import bank_user_required, role_required, writer_required
 from crm.auth.forms import EmptyForm
 from crm.auth.models import Role
 from crm.core import audit
 from crm.core.formatting import fen_to_wan, today_local
+from crm.core.models import WillingnessLevel
+from crm.core.forms import add_field_error, save_form, show_error
 from crm.core.navigation import add_nav
-from crm.core.scoping import get_or_404
+from crm.core.scoping import current_scope, get_or_404, scoped
 from crm.core.spreadsheets import send_csv, send_xlsx
 from crm.core.validators import mask_mobile
 from crm.extensions import db, limiter
 from crm.firms import bp, lookups, queries, services
-from crm.firms.http import conflict
 from crm.firms.forms import SME_LABELS, SIZE_LABELS, ContactForm, FirmForm, OwnerForm
 from crm.firms.models import Contact, Firm, FirmAccount
 from crm.firms.timeline import firm_history, firm_timeline
@@ -33,17 +36,13 @@ EXPIRY_WARNING_DAYS = 90
 
 
 def _apply_field_error(form, exc: services.FirmError) -> None:
-    field = getattr(form, exc.field, None) if exc.field else None
-    if exc.existing is not None and exc.field == "credit_code":
+    """A duplicate credit code also links to the firm that has it (without saying which bank works with it)."""
+    if getattr(exc, "existing", None) is not None and exc.field == "credit_code":
         link = Markup('<a href="{}" data-testid="existing-firm">{}</a>').format(
             url_for("firms.show", firm_id=exc.existing.id), _("Open it"))
-        message = Markup("{} {}").format(escape(str(exc)), link)
+        add_field_error(form, exc.field, Markup("{} {}").format(escape(str(exc)), link))
     else:
-        message = str(exc)
-    if field is not None:
-        field.errors = list(field.errors) + [message]
-    else:
-        flash(str(exc), "danger")
+        show_error(form, exc)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,60 +92,95 @@ EXPORT_HEADERS = [
 ]
 
 
-def _export_rows(firms, accounts, contacts_by_firm, full_mobiles: bool, today):
-    willingness = {w.code: w.name_zh for w in lookups.willingness_levels()}
-    for f in firms:
-        acct = accounts.get(f.id)
-        people = []
-        for c in contacts_by_firm.get(f.id, []):
-            mobile = c.mobile if (full_mobiles and services.can_manage_contact(current_user, c)) else mask_mobile(c.mobile)
-            people.append(" ".join(p for p in (c.name, c.title, mobile) if p))
-        yield {
-            "企业名称": f.name, "统一社会信用代码": f.credit_code,
-            "所属区": f.area.name if f.area else "", "所属街道": f.street.name if f.street else "",
-            "重点产业": f.industry.name_zh if f.industry else "", "国民经济行业门类": f.section_code or "",
-            "高新技术企业": f.is_high_tech_on(today), "高企证书编号": f.high_tech_cert_no or "",
-            "高企发证日期": f.high_tech_issued_on, "专精特新": str(SME_LABELS[f.sme_tier]) if f.sme_tier.value != "none" else "",
-            "发明专利数": f.invention_patents, "实用新型数": f.utility_models, "外观设计数": f.design_patents,
-            "软件著作权数": f.software_copyrights, "跨境（涉港）": f.is_cross_border,
-            "客户经理": acct.owner.display_name if acct and acct.owner else "",
-            "意愿等级": willingness.get(acct.willingness_code, "") if acct else "",
-            "最近走访日期": acct.last_visit_on if acct else None,
-            "融资需求(万元)": fen_to_wan(acct.open_need_fen) if acct and acct.open_need_fen else None,
-            "联系人信息": people,
-        }
+_EXPORT_CHUNK = 1000
+
+
+def _export_rows(stmt, scope, bank_id, org_id, full_mobiles: bool, today, sme_labels):
+    """Export rows of ``stmt``, run when the first row is asked for and read a chunk at a time: the accounts
+    and contacts of each chunk in one query each (labels are resolved by the view: no locale look-up here).
+
+    The response streams after the view has returned (its teardown has closed the request's session and reset
+    the tenant scope), so this runs under the ``scope`` captured by the view, on the session of the context
+    :func:`flask.stream_with_context` pushes again, and uses precomputed ids instead of ``current_user``.
+    """
+    with scoped(scope):
+        session = db.session()
+        willingness = {w.code: w.name_zh for w in session.scalars(sa.select(WillingnessLevel))}
+        result = session.scalars(stmt.execution_options(yield_per=_EXPORT_CHUNK))
+        try:
+            yield from _export_chunks(session, result, bank_id, org_id, full_mobiles, today, willingness,
+                                      sme_labels)
+        finally:
+            result.close()
+
+
+def _export_chunks(session, result, bank_id, org_id, full_mobiles, today, willingness, sme_labels):
+    """The rows of each chunk of firms (partitions of the streamed result)."""
+    for firms in result.partitions():
+        ids = [f.id for f in firms]
+        accounts = {}
+        if bank_id is not None:
+            accounts = {a.firm_id: a for a in session.scalars(sa.select(FirmAccount).where(
+                FirmAccount.bank_id == bank_id, FirmAccount.firm_id.in_(ids))
+                .options(selectinload(FirmAccount.owner)))}
+        contacts_by_firm: dict[int, list[Contact]] = {}
+        for c in session.scalars(sa.select(Contact).where(
+                Contact.firm_id.in_(ids), Contact.is_deleted.is_(False)).order_by(Contact.id)):
+            contacts_by_firm.setdefault(c.firm_id, []).append(c)
+        for f in firms:
+            acct = accounts.get(f.id)
+            people = []
+            for c in contacts_by_firm.get(f.id, []):
+                mobile = c.mobile if (full_mobiles and org_id is not None and c.bank_id == org_id) \
+                    else mask_mobile(c.mobile)
+                people.append(" ".join(p for p in (c.name, c.title, mobile) if p))
+            yield (
+                f.name, f.credit_code, f.area.name if f.area else "", f.street.name if f.street else "",
+                f.industry.name_zh if f.industry else "", f.section_code or "", f.is_high_tech_on(today),
+                f.high_tech_cert_no or "", f.high_tech_issued_on,
+                sme_labels[f.sme_tier] if f.sme_tier.value != "none" else "",
+                f.invention_patents, f.utility_models, f.design_patents, f.software_copyrights,
+                f.is_cross_border,
+                acct.owner.display_name if acct and acct.owner else "",
+                willingness.get(acct.willingness_code, "") if acct else "",
+                acct.last_visit_on if acct else None,
+                fen_to_wan(acct.open_need_fen) if acct and acct.open_need_fen else None,
+                people,
+            )
 
 
 @bp.route("/export.<fmt>")
 @login_required
 @limiter.limit("30/hour")
 def export(fmt):
-    """The filtered list as CSV or XLSX (the same filters and scope as the page); audited with its row count."""
+    """The filtered list as CSV or XLSX (the same filters and scope as the page); audited with its row count.
+
+    Streamed: the audit is written and committed first (row counts by COUNT), then the firms are read from a
+    cursor in chunks of ``_EXPORT_CHUNK`` while the file is sent, so memory does not grow with the list.
+    """
     if fmt not in ("csv", "xlsx"):
         abort(404)
     filters = queries.FirmFilters.from_args(request.args)
     full = request.args.get("mobiles") == "full" and services.contact_org_id(current_user) is not None
     limit = current_app.config.get("EXPORT_MAX_ROWS", 50_000)
-    firms = list(db.session.scalars(queries.ordered(queries.filtered_firms(filters, current_user), filters,
-                                                     current_user).limit(limit)))
+    org_id = services.contact_org_id(current_user)
+    stmt = queries.ordered(queries.filtered_firms(filters, current_user), filters, current_user).limit(limit)
+    ids = sa.select(stmt.with_only_columns(Firm.id).subquery().c.id)
+    n_rows = db.session.scalar(sa.select(sa.func.count()).select_from(ids.subquery())) or 0
     bank_id = queries.viewer_bank_id(current_user, filters)
-    accounts = queries.accounts_for(firms, bank_id)
-    contacts_by_firm: dict[int, list[Contact]] = {}
-    if firms:
-        for c in db.session.scalars(sa.select(Contact).where(
-                Contact.firm_id.in_([f.id for f in firms]), Contact.is_deleted.is_(False)).order_by(Contact.id)):
-            contacts_by_firm.setdefault(c.firm_id, []).append(c)
-    rows = list(_export_rows(firms, accounts, contacts_by_firm, full, today_local()))
     detail = json.dumps(filters.query_args(), ensure_ascii=False)[:400]
-    audit.record("firm.export", None, object_type="firm", detail=f"{fmt} rows={len(rows)} {detail}",
-                 after={"rows": len(rows), "format": fmt})
+    audit.record("firm.export", None, object_type="firm", detail=f"{fmt} rows={n_rows} {detail}",
+                 after={"rows": n_rows, "format": fmt})
     if full:
-        revealed = sum(1 for cs in contacts_by_firm.values() for c in cs
-                       if c.mobile and services.can_manage_contact(current_user, c))
+        revealed = db.session.scalar(sa.select(sa.func.count(Contact.id)).where(
+            Contact.firm_id.in_(ids), Contact.is_deleted.is_(False), Contact.mobile != "",
+            Contact.bank_id == org_id)) or 0
         audit.record("contact.export", None, object_type="contact",
-                     detail=f"{fmt} full mobiles={revealed} firms={len(rows)}",
+                     detail=f"{fmt} full mobiles={revealed} firms={n_rows}",
                      after={"rows": revealed, "format": fmt})
     db.session.commit()
+    sme_labels = {tier: str(label) for tier, label in SME_LABELS.items()}  # in the user's language, now
+    rows = stream_with_context(_export_rows(stmt, current_scope(), bank_id, org_id, full, today_local(), sme_labels))
     name = f"企业名单_{today_local().isoformat()}"
     if fmt == "csv":
         return send_csv(name, EXPORT_HEADERS, rows)
@@ -178,17 +212,11 @@ def create():
     form = FirmForm()
     if request.method == "GET" and request.args.get("name"):
         form.name.data = request.args.get("name", "")[:120]
-    if form.validate_on_submit():
-        try:
-            firm = services.create_firm(form.service_data(), user=current_user)
-        except services.FirmError as exc:
-            db.session.rollback()
-            _apply_field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The firm %(name)s was registered.", name=firm.name), "success")
-            return redirect(url_for("firms.show", firm_id=firm.id))
-    return render_template("firms/form.html", form=form, firm=None), 200 if not form.errors else 422
+    return save_form(
+        form, lambda: services.create_firm(form.service_data(), user=current_user),
+        render=lambda status: (render_template("firms/form.html", form=form, firm=None), status),
+        saved=lambda firm: _("The firm %(name)s was registered.", name=firm.name),
+        next_url=lambda firm: url_for("firms.show", firm_id=firm.id), show_error=_apply_field_error)
 
 
 @bp.route("/<int:firm_id>/edit", methods=["GET", "POST"])
@@ -197,20 +225,11 @@ def edit(firm_id):
     """Edit a firm's master data; a stale version is refused with 409."""
     firm = get_or_404(Firm, firm_id)
     form = FirmForm(firm=firm)
-    if form.validate_on_submit():
-        try:
-            services.update_firm(firm, form.service_data(), user=current_user, version=form.version.data)
-        except services.StaleEditError:
-            db.session.rollback()
-            conflict()
-        except services.FirmError as exc:
-            db.session.rollback()
-            _apply_field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Saved."), "success")
-            return redirect(url_for("firms.show", firm_id=firm.id))
-    return render_template("firms/form.html", form=form, firm=firm), 200 if not form.errors else 422
+    return save_form(
+        form, lambda: services.update_firm(firm, form.service_data(), user=current_user, version=form.version.data),
+        render=lambda status: (render_template("firms/form.html", form=form, firm=firm), status),
+        saved=_("Saved."), next_url=lambda _result: url_for("firms.show", firm_id=firm.id),
+        show_error=_apply_field_error)
 
 
 @bp.route("/<int:firm_id>")
@@ -285,18 +304,10 @@ def contact_create(firm_id):
     """Record a person at the firm for the user's organisation."""
     firm = get_or_404(Firm, firm_id)
     form = ContactForm()
-    if form.validate_on_submit():
-        try:
-            services.create_contact(firm, form.data, user=current_user)
-        except services.FirmError as exc:
-            db.session.rollback()
-            _apply_field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The contact was saved."), "success")
-            return redirect(url_for("firms.show", firm_id=firm.id) + "#contacts")
-    return render_template("firms/contact_form.html", form=form, firm=firm, contact=None), \
-        200 if not form.errors else 422
+    return save_form(
+        form, lambda: services.create_contact(firm, form.data, user=current_user),
+        render=lambda status: (render_template("firms/contact_form.html", form=form, firm=firm, contact=None), status),
+        saved=_("The contact was saved."), next_url=lambda _c: url_for("firms.show", firm_id=firm.id) + "#contacts")
 
 
 @bp.route("/contacts/<int:contact_id>/edit", methods=["GET", "POST"])
@@ -307,21 +318,12 @@ def contact_edit(contact_id):
     form = ContactForm(obj=contact)
     if request.method == "GET":
         form.version.data = contact.version
-    if form.validate_on_submit():
-        try:
-            services.update_contact(contact, form.data, user=current_user, version=form.version.data)
-        except services.StaleEditError:
-            db.session.rollback()
-            conflict()
-        except services.FirmError as exc:
-            db.session.rollback()
-            _apply_field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("The contact was saved."), "success")
-            return redirect(url_for("firms.show", firm_id=contact.firm_id) + "#contacts")
-    return render_template("firms/contact_form.html", form=form, firm=contact.firm, contact=contact), \
-        200 if not form.errors else 422
+    return save_form(
+        form, lambda: services.update_contact(contact, form.data, user=current_user, version=form.version.data),
+        render=lambda status: (render_template("firms/contact_form.html", form=form, firm=contact.firm,
+                                               contact=contact), status),
+        saved=_("The contact was saved."),
+        next_url=lambda _c: url_for("firms.show", firm_id=contact.firm_id) + "#contacts")
 
 
 @bp.route("/contacts/<int:contact_id>/delete", methods=["POST"])

@@ -8,7 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from flask_wtf import FlaskForm
+from crm.core.forms import Form
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, SubmitField
 from wtforms.validators import DataRequired, Optional
@@ -22,14 +22,14 @@ from crm.imports.framework import ImportContext, Report, get_ledger, ledgers_for
 add_nav("imports.index", _l("Imports"), "upload", roles={"rm", "bank_manager", "admin"}, order=60)
 
 
-class UploadForm(FlaskForm):
+class UploadForm(Form):
     kind = SelectField(_l("Ledger"), validators=[DataRequired()])
     campaign_id = SelectField(_l("Campaign"), validators=[Optional()])
     file = FileField(_l("File (XLSX or CSV)"), validators=[FileRequired(message=_l("Choose a file."))])
     submit = SubmitField(_l("Check the file"))
 
 
-class CommitForm(FlaskForm):
+class CommitForm(Form):
     valid_only = BooleanField(_l("Import only the valid rows"))
     submit = SubmitField(_l("Import"))
 
