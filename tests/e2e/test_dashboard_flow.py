@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from openpyxl import load_workbook
@@ -30,20 +31,39 @@ def test_bureau_filters_follows_the_ip_pledge_number_and_downloads_the_report(se
     assert page.get_by_test_id("metric-ip_pledge_deals").inner_text() == "3"
     screenshot(page, "dashboard")
 
+    # One industry and one bank, chosen in the filter bar.
     page.select_option("#f-industry", "ai")
     page.select_option("#f-bank", "SZRCB")
     page.get_by_test_id("apply-filters").click()
     page.wait_for_url("**industry=ai**")
+    query = parse_qs(urlsplit(page.url).query)
+    assert (query["industry"], query["bank"]) == (["ai"], ["SZRCB"])
+    assert (page.locator("#f-industry").input_value(), page.locator("#f-bank").input_value()) == ("ai", "SZRCB")
     number = page.get_by_test_id("metric-ip_pledge_deals")
-    assert number.inner_text() == "2"  # A1 and A5: bank A's IP-pledge deals with firms in AI
+    shown = number.inner_text()
+    assert shown == "2"  # A1 and A5: bank A's IP-pledge deals with firms in AI (A10 is bank B's, low-carbon)
+
+    # The number leads to its list, filtered the same way, with as many rows as the number said.
     number.click()
     page.wait_for_url("**/dashboard/records?metric=ip_pledge_deals**")
+    query = parse_qs(urlsplit(page.url).query)
+    assert (query["industry"], query["bank"]) == (["ai"], ["SZRCB"])
     rows = page.locator("[data-testid=records] tbody tr[data-record]")
-    assert rows.count() == 2
-    assert page.get_by_test_id("record-count").get_attribute("data-count") == "2"
+    assert rows.count() == int(shown)
+    assert page.get_by_test_id("record-count").get_attribute("data-count") == shown
+    assert page.get_by_test_id("metric-value").get_attribute("data-value") == shown
+    assert set(rows.locator("td:nth-child(2)").all_inner_texts()) == {"深圳农商银行"}
+    assert sorted(rows.locator("td:nth-child(1)").all_inner_texts()) == ["深圳市芯智科技有限公司", "深圳市龙岗算力有限公司"]
 
-    page.goto(f"{url}/dashboard/report?campaign=ZCR2026&period=month&month=2026-03")
+    # Back on the dashboard, the progress report keeps the filters; the bureau picks the month of March.
+    page.go_back()
+    page.get_by_test_id("report-link").click()
+    page.wait_for_url("**/dashboard/report?**")
     assert page.locator("h1").first.inner_text().endswith("工作进展报告")
+    page.select_option("#r-period", "month")
+    page.fill("#r-month", "2026-03")
+    page.locator("[data-report-form] button[type=submit]").click()
+    page.wait_for_url("**month=2026-03**")
     with page.expect_download() as info:
         page.get_by_test_id("report-xlsx").click()
     download = info.value
@@ -51,8 +71,12 @@ def test_bureau_filters_follows_the_ip_pledge_number_and_downloads_the_report(se
     with open(download.path(), "rb") as fh:
         wb = load_workbook(io.BytesIO(fh.read()))
     assert wb.sheetnames == ["汇总", "按银行", "按产业", "按街道", "知识产权质押业务", "活动及签到"]
+    summary = {r[0]: r for r in wb["汇总"].iter_rows(min_row=2, values_only=True) if r[0]}
+    assert summary["知识产权质押笔数"][2:4] == (1, 1)  # A1 (F2, AI, bank A) approved 2026-03-19; A5 is August's
+    assert summary["报告期间"][1] == "2026年3月"
     deals = list(wb["知识产权质押业务"].iter_rows(min_row=2, values_only=True))
     assert [d[0] for d in deals] == ["深圳市芯智科技有限公司"]  # A1, decided in March
+    assert [r[0] for r in wb["按银行"].iter_rows(min_row=2, values_only=True)] == ["深圳农商银行"]
     assert page.problems == []
 
 
