@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--import-rows", type=int, default=10_000,
                     help="rows of the firm ledger import (the target is for 10,000; smaller runs are extrapolated "
                          "in the notes, not in the number)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated metric names or prefixes to run (e.g. firm,visit_save); default: all")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     ap.add_argument("--cache-dir", default=os.environ.get("CRM_BENCH_CACHE", str(ROOT / "instance" / "bench-cache")))
     args = ap.parse_args(argv)
@@ -139,7 +141,8 @@ def main(argv=None) -> int:
                     meta["cached"] = False
                 log(f"  data ready in {time.perf_counter() - t0:.1f} s "
                     f"(generator {meta['generate_s']} s wall, {meta['generate_cpu_s']} s CPU, {meta['rows']} rows)")
-                b = runner.Bench(url, engine, scale, args.seed, log, reps=args.reps, budget_s=args.budget)
+                b = runner.Bench(url, engine, scale, args.seed, log, reps=args.reps, budget_s=args.budget,
+                                 only=[o.strip() for o in args.only.split(",") if o.strip()])
                 b.run_reads()
                 if not args.no_writes:
                     b.run_visit_save()
@@ -170,9 +173,17 @@ def main(argv=None) -> int:
             previous = {}
     merged = {f"{r['engine']}@{r['scale']:g}": r for r in previous.get("runs", {}).values()} \
         if isinstance(previous.get("runs"), dict) else {}
+    run_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for r in runs:
-        merged[f"{r['engine']}@{r['scale']:g}"] = dict(r, machine=info,
-                                                      run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        key = f"{r['engine']}@{r['scale']:g}"
+        if args.only and key in merged:
+            # a partial run (--only) replaces just the metrics it measured, each stamped with its own run
+            results = dict(merged[key].get("results", {}))
+            for name, res in r["results"].items():
+                results[name] = dict(res, run_at=run_at, machine_load_at_start=info["load_average_at_start"])
+            merged[key] = dict(merged[key], results=dict(sorted(results.items())))
+        else:
+            merged[key] = dict(r, machine=info, run_at=run_at)
     out.write_text(json.dumps({"runs": dict(sorted(merged.items())),
                                "about": "make bench; see docs/performance.md"},
                               sort_keys=True, indent=2, ensure_ascii=False) + "\n")

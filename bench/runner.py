@@ -205,11 +205,12 @@ def prepare_sqlite(scale: float, seed: int, cache_dir: Path, work_dir: Path, log
 
 class Bench:
     def __init__(self, url: str, engine_name: str, scale: float, seed: int, log, *, reps: int = 20,
-                 budget_s: float = 12.0):
+                 budget_s: float = 12.0, only: Optional[list[str]] = None):
         from crm.extensions import db
 
         self.url, self.engine_name, self.scale, self.seed, self.log = url, engine_name, scale, seed, log
         self.reps, self.budget_s = reps, budget_s
+        self.only = tuple(only or ())  # metric names or prefixes to run (``--only``); empty: all
         self.app = bench_app(url)
         with self.app.app_context():
             self.meter = SqlMeter(db.engine)
@@ -255,6 +256,10 @@ class Bench:
             self.clients[role] = c
         return c
 
+    def wanted(self, name: str) -> bool:
+        """Whether ``--only`` selects this metric (every metric when it is empty)."""
+        return not self.only or name.startswith(self.only)
+
     def has(self, endpoint: str) -> bool:
         return endpoint in self.rules
 
@@ -274,6 +279,8 @@ class Bench:
     def measure(self, name: str, role: str, url: str, *, reps: Optional[int] = None, ok=(200,),
                 mix: bool = True) -> Result:
         res = Result(name)
+        if not self.wanted(name):
+            return res
         reps = reps or self.reps
         start = time.perf_counter()
         sqls, sql_ms = [], []
@@ -304,7 +311,9 @@ class Bench:
     # -- pages -----------------------------------------------------------------------------------------------
     def run_reads(self):
         self.log("  dashboard")
-        if self.has("dashboard.index"):
+        if not self.wanted("dashboard_"):
+            pass
+        elif self.has("dashboard.index"):
             r = self.measure("dashboard_unfiltered", "bureau", "/dashboard/")
             if r.samples_ms and r.sql_ms:
                 r.extra["page_to_sql_ratio"] = round(median(r.samples_ms) / r.sql_ms, 2) if r.sql_ms else None
@@ -318,9 +327,10 @@ class Bench:
         self.log("  firm list")
         if self.has("firms.index"):
             self.measure("firms_page_1", "manager", "/firms/")
-            url, page = self.firm_page_url(1000)
-            r = self.measure("firms_page_1000", "manager", url)
-            r.extra["page_reached"] = page
+            if self.wanted("firms_page_1000"):
+                url, page = self.firm_page_url(1000)
+                r = self.measure("firms_page_1000", "manager", url)
+                r.extra["page_reached"] = page
             r = self.measure("firm_search", "manager", "/firms/?" + urllib.parse.urlencode({"q": self.search_term}))
             r.extra["term"] = self.search_term
             if self.has("firms.show") and self.firm_ids:
@@ -400,6 +410,8 @@ class Bench:
 
     # -- writes ----------------------------------------------------------------------------------------------
     def run_visit_save(self):
+        if not self.wanted("visit_save"):
+            return
         self.log("  visit save")
         rule = self.rules.get("visits.create") or self.find_rule(
             lambda r: r.rule.startswith("/visits") and "POST" in r.methods and "new" in r.rule
@@ -443,6 +455,8 @@ class Bench:
         self.results["visit_save"] = res
 
     def run_exports(self, n_rows: int = 50_000):
+        if not self.wanted("export_"):
+            return
         self.log(f"  attendee export ({n_rows} rows)")
         if not self.has("events.export"):
             self.missing("export_csv_50k")
@@ -481,6 +495,8 @@ class Bench:
             self.results[name] = res
 
     def run_import(self, n_rows: int = 10_000):
+        if not self.wanted("import_"):
+            return
         self.log(f"  firm ledger import ({n_rows} rows)")
         rule = self.find_rule(lambda r: r.rule.startswith("/imports") and "POST" in r.methods)
         if rule is None:
@@ -545,6 +561,8 @@ class Bench:
 
     # -- the mixed workload under gunicorn --------------------------------------------------------------------
     def run_mixed(self, clients: int = 8, seconds: float = 15.0, max_requests: int = 4000) -> None:
+        if not self.wanted("mixed_"):
+            return
         self.log(f"  mixed read workload: gunicorn, {clients} clients, ≤{seconds:g} s / ≤{max_requests} requests")
         urls = [(role, u) for role, u in self.read_urls]
         if not urls:

@@ -33,8 +33,10 @@ def create_app(config_class: str = "config.Config", overrides: dict | None = Non
 
 def register_extensions(app: Flask) -> None:
     import crm.models  # noqa: F401  (all models known to metadata and the scoping hook)
+    from crm.dashboard import snapshots  # the write-version table and the hooks that bump it on every write
 
     db.init_app(app)
+    snapshots.install(app)  # dashboard results cached as snapshots (issue 8); SqlBackend stays the reference
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"), render_as_batch=True,
                      compare_type=True)
     login_manager.init_app(app)

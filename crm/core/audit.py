@@ -55,8 +55,12 @@ def diff(before: dict, after: dict) -> tuple[dict, dict]:
 
 def record(action: str, obj=None, *, before: Optional[dict] = None, after: Optional[dict] = None,
            detail: str = "", bank_id: Optional[int] = None, user=None, object_type: str = "",
-           object_id: Optional[int] = None) -> AuditEntry:
-    """Append one audit entry (flushes; the caller's transaction commits it with the change)."""
+           object_id: Optional[int] = None, flush: bool = True) -> AuditEntry:
+    """Append one audit entry (flushes; the caller's transaction commits it with the change).
+
+    ``flush=False`` only adds it to the session: bulk writers (ledger imports) add a chunk's entries and flush
+    them together, as one multi-row INSERT.
+    """
     if user is None and has_request_context() and current_user and current_user.is_authenticated:
         user = current_user
     if obj is not None:
@@ -78,7 +82,8 @@ def record(action: str, obj=None, *, before: Optional[dict] = None, after: Optio
         detail=detail[:500],
     )
     db.session.add(entry)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return entry
 
 

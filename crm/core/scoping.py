@@ -6,11 +6,18 @@ WHERE clause for a bank). A ``do_orm_execute`` hook adds it, through
 ``Session.get`` and relationship loads. The scope is set per request from the
 signed-in user and defaults to *nobody* inside a request, so a forgotten scope
 fails closed. Command-line tools run with the system scope.
+
+Cost: the criteria are *lambda* criteria (``with_loader_criteria(Model, lambda cls: ...,
+track_closure_variables=False)``), so SQLAlchemy builds each model's WHERE clause once, keys the
+compiled-statement cache on the lambda's code and passes the bank id as a bound parameter; the
+options of one bank are built once and reused (``_bank_options``). A bank user's statement costs
+tens of microseconds more than the system scope's, not a millisecond (docs/performance.md, 4.1).
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
@@ -45,6 +52,7 @@ def tenant_model(cls):
     if not hasattr(cls, "__tenant_criteria__"):
         raise TypeError(f"{cls.__name__} needs __tenant_criteria__")
     _TENANT_MODELS.append(cls)
+    _bank_options.cache_clear()
     return cls
 
 
@@ -97,12 +105,25 @@ def _add_tenant_criteria(state) -> None:
     scope = current_scope()
     if not scope.restricted:
         return
-    bank_id = scope.bank_id
-    options = [
-        with_loader_criteria(model, model.__tenant_criteria__(bank_id), include_aliases=True)
+    state.statement = state.statement.options(*_bank_options(scope.bank_id))
+
+
+@functools.lru_cache(maxsize=256)
+def _bank_options(bank_id: int) -> tuple:
+    """The loader-criteria options restricting every tenant model to one bank, built once per bank.
+
+    The lambda is analysed once by SQLAlchemy: ``bank_id`` (a closure variable holding a literal)
+    becomes a bound parameter extracted anew for every bank, so one compiled statement serves every
+    bank and two banks never share a value. The lambda is resolved per model at compile time
+    (``__tenant_criteria__`` must return the same SQL shape for any bank id, which a plain
+    comparison or ``IN (subquery)`` on it does). Options are immutable, so reusing them across
+    statements, sessions and threads is safe.
+    """
+    return tuple(
+        with_loader_criteria(model, lambda cls: cls.__tenant_criteria__(bank_id), include_aliases=True,
+                             track_closure_variables=False)
         for model in _TENANT_MODELS
-    ]
-    state.statement = state.statement.options(*options)
+    )
 
 
 def install(session_factory=Session) -> None:

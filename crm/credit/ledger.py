@@ -79,9 +79,18 @@ class CreditRow:
         return (self.credit_code, self.product_code, self.accepted_on)
 
 
-def _find(model, text: str) -> Optional[str]:
+def prefetch(values: list[dict], ctx: ImportContext) -> None:
+    """The file's firms (one ``IN`` query per chunk of credit codes), its users and the code lists, read once."""
+    ctx.prefetch_firms(values)
+    ctx.prefetch_users({normalize_username(str(v["rm"]).strip()) for v in values if v.get("rm") is not None})
+    for model in (CreditProduct, DeclineReason):
+        ctx.cache[model] = list(db.session.scalars(sa.select(model)))
+
+
+def _find(model, text: str, ctx: Optional[ImportContext] = None) -> Optional[str]:
     key = text.strip().casefold()
-    for item in db.session.scalars(sa.select(model)):
+    items = ctx.cache.get(model) if ctx is not None else None  # read once per file by prefetch
+    for item in (items if items is not None else db.session.scalars(sa.select(model))):
         if key in {item.code.casefold(), item.name_zh.casefold(), item.name_en.casefold()}:
             return item.code
     return None
@@ -103,13 +112,13 @@ def parse(row: Row, ctx: ImportContext) -> Optional[CreditRow]:
     code = row.credit_code("credit_code")
     firm = None
     if code:
-        firm = db.session.scalar(sa.select(Firm).where(Firm.credit_code == normalize_credit_code(code)))
+        firm = ctx.firm(normalize_credit_code(code))
         if firm is None:
             row.error("credit_code", "系统中没有该企业，请先导入企业台账或登记企业")
     product = None
     product_text = row.text("product", required=True)
     if product_text is not None:
-        product = _find(CreditProduct, product_text)
+        product = _find(CreditProduct, product_text, ctx)
         if product is None:
             row.error("product", f"未知的业务品种：{product_text}（知识产权质押、技术设备更新、流动资金、研发贷或其他）")
     requested = row.wan_to_fen("requested", required=True)
@@ -139,7 +148,7 @@ def parse(row: Row, ctx: ImportContext) -> Optional[CreditRow]:
         decision.term_months = row.integer("term", required=True, minimum=1, maximum=services.MAX_TERM_MONTHS)
     elif result == Stage.DECLINED:
         reason_text = row.text("decline_reason")
-        decision.decline_reason_code = _find(DeclineReason, reason_text) if reason_text else "other"
+        decision.decline_reason_code = _find(DeclineReason, reason_text, ctx) if reason_text else "other"
         if decision.decline_reason_code is None:
             row.error("decline_reason", f"未知的否决原因：{reason_text}")
     first_loan = row.boolean("first_loan")
@@ -282,6 +291,7 @@ CREDITS_LEDGER = register_ledger(Ledger(
     parse_row=parse,
     key=lambda p: p.key,
     apply=apply,
+    prefetch=prefetch,
     roles=frozenset({"rm", "bank_manager"}),
     needs_campaign=True,
     needs_bank=True,

@@ -121,6 +121,9 @@ class CreditApplication(TimestampMixin, VersionMixin, db.Model):
         sa.CheckConstraint("term_months IS NULL OR term_months > 0", name="term_positive"),
         sa.CheckConstraint("decided_on IS NULL OR decided_on >= accepted_on", name="decided_after_accepted"),
         sa.Index("ix_credit_application_bank_stage", "bank_id", "stage"),
+        # the dashboard's decided / disbursed in a campaign and date range (0009)
+        sa.Index("ix_credit_application_campaign_decided_on", "campaign_id", "decided_on"),
+        sa.Index("ix_credit_application_campaign_disbursed_on", "campaign_id", "disbursed_on"),
     )
 
     @classmethod

@@ -662,10 +662,18 @@ def compute_metrics(f: MetricFilter, breakdowns: Iterable[str] = (), *,
 
     :raise LookupError: when the campaign does not exist.
     """
+    backend = backend or _backend
+    whole = getattr(backend, "compute_metrics", None)  # a backend caching whole results (crm.dashboard.snapshots)
+    if whole is not None:
+        return whole(f, tuple(breakdowns), _compute_metrics)
+    return _compute_metrics(f, breakdowns, backend)
+
+
+def _compute_metrics(f: MetricFilter, breakdowns: Iterable[str], backend: MetricsBackend) -> MetricsResult:
+    """:func:`compute_metrics` with an explicit backend, nothing cached."""
     campaign = db.session.get(Campaign, f.campaign_id)
     if campaign is None:
         raise LookupError("campaign")
-    backend = backend or _backend
     c = _resolve(f, campaign)
     raw_totals = backend.aggregate(c, None).get(None, {})
     totals = _finish(raw_totals, ALL_KEYS)

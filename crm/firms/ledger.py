@@ -3,6 +3,10 @@
 Keyed by the credit code: a known firm is updated from the non-empty cells only (an empty cell keeps the stored
 value), a new one is created. The contact columns add a contact for the importing organisation when no contact
 with the same name and mobile exists. Re-importing the same file changes nothing.
+
+Written in bulk: the code lists are read once per file, the file's firms in one ``IN`` query per 500 codes, and
+each chunk of rows is validated first, then written with one multi-row INSERT per table (firms, accounts,
+contacts, their audit entries), so a 10,000-row file costs a few dozen statements, not 30 per row.
 """
 from __future__ import annotations
 
@@ -11,13 +15,16 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
-from crm.core.models import Area, Industry, Street
+from crm.core import audit
+from crm.core.models import Area, Industry, IndustrySection, Street
 from crm.core.validators import ValidationError, validate_industry_section
 from crm.extensions import db
-from crm.firms import lookups, services
-from crm.firms.models import Contact, SmeTier
-from crm.imports.framework import ImportContext, Ledger, Row, RowError, register_ledger
+from crm.firms import services
+from crm.firms.models import Contact, Firm, FirmAccount, SmeTier
+from crm.imports.framework import AuditBatch, ImportContext, Ledger, Row, RowError, register_ledger
 
 COLUMNS = {
     "name": ("企业名称", "企业", "名称", "单位名称", "firm name", "firm", "company", "name"),
@@ -61,25 +68,58 @@ class FirmRow:
     contact_mobile: Optional[str] = None
 
 
-def _area(row: Row) -> Optional[str]:
+class _Refs:
+    """The code lists a firm row refers to, read once per import (and kept referenced, so the services'
+    ``session.get`` of an area, street, industry or section finds it in the identity map: no query per row)."""
+
+    def __init__(self) -> None:
+        self.rows: list = []
+        self.codes: dict[type, dict[str, str]] = {}
+        for model in (Area, Industry, IndustrySection):
+            names: dict[str, str] = {}
+            for item in db.session.scalars(sa.select(model)):
+                self.rows.append(item)
+                for n in (getattr(item, "name_en", None), getattr(item, "name_zh", None),
+                          getattr(item, "name", None), item.code):
+                    if n is not None and str(n).strip():
+                        names.setdefault(str(n).strip().casefold(), item.code)  # the first row wins, as in lookups
+            self.codes[model] = names
+        self.streets: dict[str, list[Street]] = {}
+        for street in db.session.scalars(sa.select(Street)):
+            self.rows.append(street)
+            self.streets.setdefault(street.name, []).append(street)
+
+    def code(self, model, text: str) -> Optional[str]:
+        """Like :func:`crm.firms.lookups.find_code`: by code, Chinese or English name, case-insensitive."""
+        return self.codes[model].get(str(text).strip().casefold()) if text is not None else None
+
+
+def _refs(ctx: ImportContext) -> _Refs:
+    refs = ctx.cache.get("firm_refs")
+    if refs is None:
+        refs = ctx.cache["firm_refs"] = _Refs()
+    return refs
+
+
+def _area(row: Row, ctx: ImportContext) -> Optional[str]:
     text = row.text("area")
     if text is None:
         return None
-    code = lookups.find_code(Area, text) or lookups.find_code(Area, text + "区")
+    refs = _refs(ctx)
+    code = refs.code(Area, text) or refs.code(Area, text + "区")
     if code is None:
         row.error("area", f"未知的区：{text}（请填写深圳市的区名，如 龙岗区）")
     return code
 
 
-def _street(row: Row, area_code: Optional[str]) -> Optional[int]:
+def _street(row: Row, ctx: ImportContext, area_code: Optional[str]) -> Optional[int]:
     text = row.text("street")
     if text is None:
         return None
     names = [text, text + "街道", text + "镇"]
-    stmt = sa.select(Street).where(Street.name.in_(names))
-    if area_code:
-        stmt = stmt.where(Street.area_code == area_code)
-    streets = db.session.scalars(stmt).all()
+    refs = _refs(ctx)
+    streets = [s for n in dict.fromkeys(names) for s in refs.streets.get(n, ())
+               if not area_code or s.area_code == area_code]
     if len(streets) != 1:
         where = "该区" if area_code else "深圳市"
         row.error("street", f"未知的街道：{text}（{where}没有这个街道）" if not streets else f"街道“{text}”不唯一，请填写所属区")
@@ -93,15 +133,15 @@ def parse(row: Row, ctx: ImportContext) -> Optional[FirmRow]:
     name = row.text("name", required=True, max_length=120)
     if name:
         values["name"] = name
-    area_code = _area(row)
+    area_code = _area(row, ctx)
     if area_code:
         values["area_code"] = area_code
-    street_id = _street(row, area_code)
+    street_id = _street(row, ctx, area_code)
     if street_id:
         values["street_id"] = street_id
     industry = row.text("industry")
     if industry is not None:
-        code_ = lookups.find_code(Industry, industry)
+        code_ = _refs(ctx).code(Industry, industry)
         if code_ is None:
             row.error("industry", f"未知的重点产业：{industry}（人工智能、低空经济、智能驾驶、电子信息、生物医药、低碳产业或其他）")
         else:
@@ -189,6 +229,184 @@ def apply(parsed: FirmRow, ctx: ImportContext) -> str:
     return outcome
 
 
+#: INSERT ... ON CONFLICT DO NOTHING of each supported engine: an account another request created meanwhile
+#: is left alone (and not audited twice), as in :func:`crm.firms.services.ensure_account`
+_INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def prefetch(values: list[dict], ctx: ImportContext) -> None:
+    """Read the code lists and every firm of the file (one ``IN`` query per chunk of credit codes)."""
+    _refs(ctx)
+    ctx.prefetch_firms(values)
+
+
+def _firms_of(rows: list[FirmRow], ctx: ImportContext) -> dict[str, Firm]:
+    known = ctx.cache.get("firms")
+    if known is None:  # apply_batch without prefetch (a caller of the ledger's functions): look them up now
+        known = ctx.cache["firms"] = {}
+        for firm in db.session.scalars(sa.select(Firm).where(Firm.credit_code.in_([r.credit_code for r in rows]))):
+            known[firm.credit_code] = firm
+    return known
+
+
+def apply_batch(rows: list[FirmRow], ctx: ImportContext) -> list:
+    """Apply a chunk of rows: check every row first (a refused row changes nothing), then write in bulk."""
+    user = ctx.user
+    _refs(ctx)
+    known = _firms_of(rows, ctx)
+    existing_ids = [known[r.credit_code].id for r in rows if r.credit_code in known]
+    with_account: set[int] = set()
+    contacts: set[tuple[int, str, str]] = set()
+    org_id = services.contact_org_id(user)
+    if existing_ids and ctx.bank_id is not None:
+        with_account = set(db.session.scalars(sa.select(FirmAccount.firm_id).where(
+            FirmAccount.firm_id.in_(existing_ids), FirmAccount.bank_id == ctx.bank_id)))
+    if existing_ids and org_id is not None and any(r.contact_name for r in rows):
+        contacts = {tuple(c) for c in db.session.execute(sa.select(Contact.firm_id, Contact.name, Contact.mobile).where(
+            Contact.firm_id.in_(existing_ids), Contact.bank_id == org_id, Contact.is_deleted.is_(False)))}
+
+    # 1. validate every row; nothing is changed yet
+    outcomes: list = [None] * len(rows)
+    plans = []  # (index, firm or None, values, changes, contact values or None)
+    for i, row in enumerate(rows):
+        firm = known.get(row.credit_code)
+        try:
+            if firm is None:
+                values = services.clean_firm_data(row.values)  # no credit_code key: no look-up per row
+                values.setdefault("industry_code", "other")
+                changes = values
+            else:
+                values = services.clean_firm_data(row.values, current=firm)
+                changes = {k: v for k, v in values.items() if getattr(firm, k) != v}
+            contact = None
+            if row.contact_name and (firm is None or (firm.id, row.contact_name, row.contact_mobile or "")
+                                     not in contacts):
+                contact = services.clean_contact_data({"name": row.contact_name, "mobile": row.contact_mobile or ""})
+        except services.FirmError as exc:
+            outcomes[i] = RowError(exc.field, str(exc))
+            continue
+        plans.append((i, firm, changes, contact))
+
+    # 2. write: new firms in one multi-row INSERT ... RETURNING, changed ones through the unit of work
+    trail = AuditBatch(user, dry_run=ctx.dry_run)
+    new_firms: dict[int, Firm] = {}
+    inserts = []
+    updated: list[tuple[Firm, dict]] = []
+    for i, firm, changes, _contact in plans:
+        if firm is None:
+            inserts.append((i, dict(_FIRM_DEFAULTS, **changes, credit_code=rows[i].credit_code,
+                                    created_by_id=getattr(user, "id", None))))
+            outcomes[i] = "created"
+        elif changes:
+            updated.append((firm, changes))
+            outcomes[i] = "updated"
+        else:
+            outcomes[i] = "unchanged"
+    if updated:
+        _update_firms(updated, user, trail)
+    if inserts:
+        # every row carries every key (defaults filled in, NULLs rendered): one executemany, not one statement per
+        # shape of row; then the new rows are read back by their (unique) credit codes. A plain executemany is
+        # pipelined by psycopg, while a 1,000-row INSERT ... RETURNING of 23 columns costs it ~0.1 s to parse.
+        db.session.execute(sa.insert(Firm), [values for _i, values in inserts],
+                           execution_options={"render_nulls": True})
+        by_code = {f.credit_code: f for f in db.session.scalars(sa.select(Firm).where(
+            Firm.credit_code.in_([values["credit_code"] for _i, values in inserts])))}
+        for i, values in inserts:
+            firm = new_firms[i] = known[values["credit_code"]] = by_code[values["credit_code"]]
+            trail.create(firm)
+
+    # 3. the importing bank's accounts with new firms and with known firms it had none with
+    if ctx.bank_id is not None:
+        owner = user if user.role == "rm" else None
+        branch_id = owner.org_id if owner is not None and owner.org is not None and owner.org.is_branch else None
+        wanted = {}
+        for i, firm, _changes, _contact in plans:
+            firm = new_firms.get(i, firm)
+            if firm.id not in with_account:
+                wanted[firm.id] = i
+        if wanted:
+            insert = _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(FirmAccount)).dialect.name]
+            created = [fid for (fid,) in db.session.execute(
+                insert(FirmAccount)
+                .on_conflict_do_nothing(index_elements=[FirmAccount.bank_id, FirmAccount.firm_id])
+                .returning(FirmAccount.firm_id),
+                [{"firm_id": fid, "bank_id": ctx.bank_id, "owner_id": getattr(owner, "id", None),
+                  "branch_id": branch_id} for fid in wanted])]
+            if created:
+                for account in db.session.scalars(sa.select(FirmAccount).where(
+                        FirmAccount.bank_id == ctx.bank_id, FirmAccount.firm_id.in_(created))):
+                    trail.create(account)
+                for fid in created:
+                    if outcomes[wanted[fid]] == "unchanged":
+                        outcomes[wanted[fid]] = "updated"
+
+    # 4. contacts for the importing organisation
+    contact_rows = []
+    for i, firm, _changes, contact in plans:
+        if contact is None:
+            continue
+        firm = new_firms.get(i, firm)
+        contact_rows.append(dict(contact, firm_id=firm.id, bank_id=org_id, created_by_id=user.id))
+        if outcomes[i] == "unchanged":
+            outcomes[i] = "updated"
+    if contact_rows:
+        # an executemany (pipelined by psycopg), then the new contacts read back: each row's (firm, name, mobile)
+        # was checked above not to exist for this organisation yet
+        db.session.execute(sa.insert(Contact), contact_rows)
+        new_keys = {(c["firm_id"], c["name"], c["mobile"]) for c in contact_rows}
+        for c in db.session.scalars(sa.select(Contact).where(
+                Contact.firm_id.in_([c["firm_id"] for c in contact_rows]), Contact.bank_id == org_id,
+                Contact.is_deleted.is_(False)).order_by(Contact.id)):
+            if (c.firm_id, c.name, c.mobile) in new_keys:
+                new_keys.discard((c.firm_id, c.name, c.mobile))
+                trail.create(c)
+    trail.write()
+    return outcomes
+
+
+def _update_firms(updated: list[tuple[Firm, dict]], user, trail: AuditBatch) -> None:
+    """Write changed firms with one executemany UPDATE per set of changed columns, keeping the optimistic lock
+    (``WHERE version = :seen``, ``version + 1``) and ``modified_at`` as a unit-of-work flush would."""
+    from crm.core.db import utcnow
+
+    now = utcnow()
+    groups: dict[tuple, list[tuple[Firm, dict]]] = {}
+    for firm, changes in updated:
+        groups.setdefault(tuple(sorted(changes)), []).append((firm, changes))
+    table = Firm.__table__
+    for keys, members in groups.items():
+        stmt = (sa.update(table).where(table.c.id == sa.bindparam("_id"), table.c.version == sa.bindparam("_seen"))
+                .values({k: sa.bindparam(k) for k in (*keys, "modified_at", "version")}))
+        params = [dict(changes, _id=firm.id, _seen=firm.version, modified_at=now, version=firm.version + 1)
+                  for firm, changes in members]
+        result = db.session.connection().execute(stmt, params)
+        if result.rowcount != len(params):
+            raise sa.orm.exc.StaleDataError("a firm of the ledger was changed by someone else during the import")
+        for (firm, changes), values in zip(members, params):
+            before = trail.snapshot(firm)
+            for key in (*keys, "modified_at", "version"):
+                set_committed_value(firm, key, values[key])
+            b, a = audit.diff(before, trail.snapshot(firm))
+            trail.add("update", firm, before=b, after=a)
+
+
+def _scalar_defaults(model, keys) -> dict:
+    """Each column's own default for the keys a ledger may leave out, so every row of a multi-row INSERT has
+    the same keys (one statement per chunk, not one per combination of filled-in cells)."""
+    out = {}
+    for key in keys:
+        col = model.__table__.c[key]
+        if col.default is not None and col.default.is_scalar:
+            out[key] = col.default.arg
+        elif col.nullable and col.server_default is None:
+            out[key] = None
+    return out
+
+
+_FIRM_DEFAULTS = _scalar_defaults(Firm, [k for k in services.FIRM_FIELDS if k not in ("name", "credit_code")])
+
+
 FIRMS_LEDGER = register_ledger(Ledger(
     kind="firms",
     label=_l("Firms ledger"),
@@ -198,6 +416,8 @@ FIRMS_LEDGER = register_ledger(Ledger(
     parse_row=parse,
     key=lambda p: p.credit_code,
     apply=apply,
+    prefetch=prefetch,
+    apply_batch=apply_batch,
     roles=frozenset({"rm", "bank_manager", "admin"}),
     needs_campaign=False,
     needs_bank=False,

@@ -79,6 +79,12 @@ class Firm(TimestampMixin, VersionMixin, db.Model):
             name="ip_counts_not_negative",
         ),
         sa.CheckConstraint("length(credit_code) = 18", name="credit_code_length"),
+        # name search (LIKE '%term%'): trigram GIN indexes on PostgreSQL only (pg_trgm, migration 0009); SQLite
+        # scans the table (crm/firms/queries.py, docs/performance.md 4.5)
+        sa.Index("ix_firm_name_trgm", "name", postgresql_using="gin",
+                 postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        sa.Index("ix_firm_credit_code_trgm", "credit_code", postgresql_using="gin",
+                 postgresql_ops={"credit_code": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     @property

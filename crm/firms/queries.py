@@ -259,7 +259,13 @@ class FirmPage:
 
 
 def ordered(stmt: sa.Select, filters: FirmFilters, user) -> sa.Select:
-    expr, desc, _key = _sort_expr(filters, user)
+    expr, desc, key = _sort_expr(filters, user)
+    if filters.q and key in ("name", "credit_code") and db.session.get_bind().dialect.name == "sqlite":
+        # A search (LIKE '%term%') cannot use an index, and SQLite cannot estimate how many rows match: walking
+        # ix_firm_name in order and fetching every row until 50 match costs ~14 ms per 10,000 firms when the term
+        # is rare. Ordering by the same value as an expression makes it scan the table and sort the matches
+        # instead (~2 ms per 10,000 firms whatever the term). PostgreSQL plans this itself (trigram index).
+        expr = expr.op("||")(sa.literal_column("''"))
     if desc:
         return stmt.order_by(expr.desc(), Firm.id.desc())
     return stmt.order_by(expr.asc(), Firm.id.asc())
@@ -272,12 +278,16 @@ def firm_page(filters: FirmFilters, user, per_page: int = 50) -> FirmPage:
     cursor = decode_cursor(filters.after, key)
     if cursor is not None:
         value, ident = cursor
+        # "after (value, id)" written as a range on the sort column plus a tie-break, which both engines
+        # turn into an index seek (ix_firm_name, the credit code's unique index); the equivalent
+        # "v > :v OR (v = :v AND id > :id)" makes them walk the index from the first row (page 1,000 of a
+        # 100,000-firm list read 50,000 index entries)
         if key == "id":
             stmt = stmt.where(Firm.id < ident if desc else Firm.id > ident)
         elif desc:
-            stmt = stmt.where(sa.or_(expr < value, sa.and_(expr == value, Firm.id < ident)))
+            stmt = stmt.where(expr <= value, sa.or_(expr < value, Firm.id < ident))
         else:
-            stmt = stmt.where(sa.or_(expr > value, sa.and_(expr == value, Firm.id > ident)))
+            stmt = stmt.where(expr >= value, sa.or_(expr > value, Firm.id > ident))
     stmt = ordered(stmt, filters, user).limit(per_page + 1)
     if key == "last_visit":
         stmt = stmt.add_columns(expr.label("sort_value"))

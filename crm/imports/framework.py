@@ -31,6 +31,16 @@ Declaring a ledger (see ``crm/firms/ledger.py`` and ``crm/visits/ledger.py`` for
 
 Import the module from the domain's ``views.py`` so it registers when the blueprint loads.
 
+Large files (10,000 rows) must not cost a query per row. Two optional hooks make a ledger's statement count
+independent of the number of rows (beyond one round per chunk of :data:`CHUNK_SIZE` rows):
+
+* ``prefetch(values, ctx)`` is called once, before any row is parsed, with every row's cells by field key; load
+  what ``parse_row`` looks up (firms by credit code, users, code lists) in a few ``IN`` queries
+  (:func:`chunked`) into ``ctx.cache``.
+* ``apply_batch(rows, ctx)`` replaces ``apply`` for a chunk of parsed rows and returns, for each row in order,
+  its outcome or a :class:`RowError` (a refused row must change nothing); write in bulk there (multi-row
+  ``INSERT ... RETURNING`` for the chunk's new rows, and :class:`AuditBatch` for their audit entries).
+
 The engine, :func:`run_import`, reads the upload with :func:`crm.core.spreadsheets.read_table` (XLSX or
 CSV in UTF-8, UTF-8 with BOM or GB18030; size, row, zip-bomb and XXE limits), maps headers with
 :func:`crm.core.spreadsheets.map_headers` (Chinese headers, English aliases), parses every row, refuses
@@ -54,9 +64,23 @@ from crm.core import spreadsheets
 from crm.core.spreadsheets import SpreadsheetError
 
 __all__ = ["Ledger", "Row", "RowError", "ImportContext", "Problem", "Report", "register_ledger", "get_ledger",
-           "ledgers", "ledgers_for", "run_import", "OUTCOMES"]
+           "ledgers", "ledgers_for", "run_import", "OUTCOMES", "CHUNK_SIZE", "chunked", "AuditBatch"]
 
 OUTCOMES = ("created", "updated", "unchanged")
+#: rows per batch of look-ups and writes (well under SQLite's 32,766 bound parameters per statement)
+CHUNK_SIZE = 1000
+
+
+def chunked(items: Iterable[Any], size: int = CHUNK_SIZE) -> Iterable[list]:
+    """Successive lists of at most ``size`` items (for ``IN (...)`` look-ups and bulk writes)."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 LIST_SPLIT = re.compile(r"[;；、,，\s]+")
 
 
@@ -82,6 +106,53 @@ class ImportContext:
     @property
     def bank_id(self) -> Optional[int]:
         return getattr(self.user, "bank_id", None)
+
+    def prefetch_firms(self, values: Iterable[Mapping[str, Any]], key: str = "credit_code") -> dict:
+        """Read every firm the file names by credit code (one ``IN`` query per chunk), for :meth:`firm`."""
+        import sqlalchemy as sa
+
+        from crm.core.validators import ValidationError, normalize_credit_code
+        from crm.extensions import db
+        from crm.firms.models import Firm
+
+        codes = set()
+        for v in values:
+            raw = v.get(key)
+            if raw is None:
+                continue
+            try:
+                codes.add(normalize_credit_code(str(raw)))
+            except ValidationError:
+                continue
+        firms = self.cache.setdefault("firms", {})
+        for batch in chunked(sorted(codes)):
+            for firm in db.session.scalars(sa.select(Firm).where(Firm.credit_code.in_(batch))):
+                firms[firm.credit_code] = firm
+        self.cache["firms_complete"] = True
+        return firms
+
+    def prefetch_users(self, usernames: Iterable[str]) -> dict:
+        """Read the users the file names (normalised usernames; one ``IN`` query per chunk) into
+        ``cache["users"]`` (a name that matches nobody maps to None)."""
+        import sqlalchemy as sa
+
+        from crm.auth.models import User
+        from crm.extensions import db
+
+        users = self.cache.setdefault("users", {})
+        for batch in chunked(sorted(set(usernames))):
+            found = {u.username: u for u in db.session.scalars(sa.select(User).where(User.username.in_(batch)))}
+            for name in batch:
+                users[name] = found.get(name)
+        return users
+
+    def firm(self, code: str):
+        """The firm with this (normalised) credit code: from :meth:`prefetch_firms`, else one query."""
+        if self.cache.get("firms_complete"):
+            return self.cache["firms"].get(code)
+        from crm.firms.services import find_firm_by_code
+
+        return find_firm_by_code(code)
 
 
 @dataclass
@@ -118,6 +189,10 @@ class Ledger:
     error_fields: Mapping[str, str] = field(default_factory=dict)
     #: an example row for the template download, by field key
     example: Mapping[str, Any] = field(default_factory=dict)
+    #: optional: (every row's values by field key, ImportContext) -> None; bulk look-ups into ctx.cache
+    prefetch: Optional[Callable[[list[Mapping[str, Any]], ImportContext], None]] = None
+    #: optional: (a chunk of typed rows, ImportContext) -> [outcome or RowError per row]; replaces ``apply``
+    apply_batch: Optional[Callable[[list[Any], ImportContext], list]] = None
 
     def header(self, field_key: Optional[str]) -> str:
         if not field_key:
@@ -152,6 +227,81 @@ def ledgers_for(user) -> list[Ledger]:
     """The ledgers a user may import."""
     role = str(getattr(user, "role", ""))
     return [lg for lg in _REGISTRY.values() if role in lg.roles and (not lg.needs_bank or user.bank_id is not None)]
+
+
+class AuditBatch:
+    """A chunk's audit entries, written with one multi-row INSERT.
+
+    The fields common to the batch (user, ip) come from an entry made by :func:`crm.core.audit.record` itself
+    (never added); each row then gets what ``record`` would give it: the object's table, id and bank (or the
+    user's bank) and its snapshot, with :data:`crm.core.audit.SECRET_COLUMNS` left out and mobiles masked.
+    """
+
+    _columns: dict = {}
+
+    def __init__(self, user, *, dry_run: bool = False) -> None:
+        from crm.core import audit
+        from crm.extensions import db
+
+        #: a preview rolls back: its entries are neither built nor written
+        self.dry_run = dry_run
+
+        template = audit.record("import", None, user=user, flush=False)
+        db.session.expunge(template)
+        self.user_id, self.ip = template.user_id, template.ip
+        self.user_bank_id = getattr(user, "bank_id", None)
+        self.rows: list[dict] = []
+
+    @classmethod
+    def snapshot(cls, obj) -> dict:
+        """Exactly :func:`crm.core.audit.snapshot` (column values, no secrets, masked mobiles), with the column
+        list worked out once per model."""
+        from crm.core import audit
+        from crm.core.validators import mask_mobile
+
+        kind = type(obj)
+        keys = cls._columns.get(kind)
+        if keys is None:
+            from sqlalchemy import inspect
+
+            keys = cls._columns[kind] = [c.key for c in inspect(kind).column_attrs
+                                         if c.key not in audit.SECRET_COLUMNS]
+        out = {}
+        for key in keys:
+            value = getattr(obj, key)
+            if key in audit.MOBILE_COLUMNS and value:
+                value = mask_mobile(value)
+            out[key] = audit._jsonable(value)
+        return out
+
+    def add(self, action: str, obj, *, before: Optional[dict] = None, after: Optional[dict] = None) -> None:
+        import json
+
+        if self.dry_run:
+            return
+
+        bank_id = getattr(obj, "bank_id", None)
+        self.rows.append({
+            "user_id": self.user_id, "bank_id": self.user_bank_id if bank_id is None else bank_id, "ip": self.ip,
+            "action": action, "object_type": type(obj).__tablename__, "object_id": getattr(obj, "id", None),
+            "before": json.dumps(before, ensure_ascii=False, sort_keys=True) if before is not None else None,
+            "after": json.dumps(after, ensure_ascii=False, sort_keys=True) if after is not None else None,
+            "detail": "",
+        })
+
+    def create(self, obj) -> None:
+        if not self.dry_run:
+            self.add("create", obj, after=self.snapshot(obj))
+
+    def write(self) -> None:
+        import sqlalchemy as sa
+
+        from crm.core.models import AuditEntry
+        from crm.extensions import db
+
+        if self.rows:
+            db.session.execute(sa.insert(AuditEntry), self.rows)
+            self.rows = []
 
 
 def _text(value: Any) -> str:
@@ -291,7 +441,12 @@ class Row:
         """A list cell (separated by ; 、 , or spaces)."""
         if not self.present(key):
             return []
-        return [p for p in LIST_SPLIT.split(str(self.values[key]).strip()) if p]
+        return self.split_items(self.values[key])
+
+    @staticmethod
+    def split_items(value: Any) -> list[str]:
+        """The items of a list cell's value (for prefetching before the rows are parsed)."""
+        return [p for p in LIST_SPLIT.split(str(value).strip()) if p]
 
 
 @dataclass
@@ -372,6 +527,7 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
 
     cfg = current_app.config
     report = Report(kind=ledger.kind, filename=filename, dry_run=not commit, valid_only=valid_only)
+    ctx.dry_run = ctx.dry_run or not commit  # ledgers may skip work a rollback discards anyway (audit entries)
     try:
         table = spreadsheets.read_table(
             data, filename, max_rows=max_rows or cfg.get("IMPORT_MAX_ROWS", 10_000),
@@ -386,8 +542,10 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
 
     parsed_rows: list[tuple[int, Any]] = []
     seen: dict[Hashable, int] = {}
-    for row_number, record in table.rows:
-        values = {key: record.get(header) for key, header in mapping.items()}
+    all_values = [{key: record.get(header) for key, header in mapping.items()} for _n, record in table.rows]
+    if ledger.prefetch is not None:
+        ledger.prefetch(all_values, ctx)
+    for (row_number, _record), values in zip(table.rows, all_values):
         row = Row(row_number, values, mapping, ledger)
         parsed = ledger.parse_row(row, ctx)
         if row.errors or parsed is None:
@@ -404,18 +562,28 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
         parsed_rows.append((row_number, parsed))
 
     bad_rows = {p.row for p in report.problems}
+    todo = [(n, parsed) for n, parsed in parsed_rows if n not in bad_rows]
     try:
-        for row_number, parsed in parsed_rows:
-            if row_number in bad_rows:
-                continue
-            try:
-                outcome = ledger.apply(parsed, ctx)
-            except RowError as exc:
-                report.problems.append(Problem(row_number, ledger.header(exc.field), _text(exc.value), exc.reason))
-                continue
-            if outcome not in OUTCOMES:
-                raise ValueError(f"ledger {ledger.kind} returned {outcome!r}")
-            setattr(report, outcome, getattr(report, outcome) + 1)
+        for batch in chunked(todo):
+            if ledger.apply_batch is not None:
+                outcomes = ledger.apply_batch([parsed for _n, parsed in batch], ctx)
+                if len(outcomes) != len(batch):
+                    raise ValueError(f"ledger {ledger.kind} returned {len(outcomes)} outcomes for {len(batch)} rows")
+            else:
+                outcomes = []
+                for _n, parsed in batch:
+                    try:
+                        outcomes.append(ledger.apply(parsed, ctx))
+                    except RowError as exc:
+                        outcomes.append(exc)
+            for (row_number, _parsed), outcome in zip(batch, outcomes):
+                if isinstance(outcome, RowError):
+                    report.problems.append(Problem(row_number, ledger.header(outcome.field), _text(outcome.value),
+                                                   outcome.reason))
+                    continue
+                if outcome not in OUTCOMES:
+                    raise ValueError(f"ledger {ledger.kind} returned {outcome!r}")
+                setattr(report, outcome, getattr(report, outcome) + 1)
     except Exception:
         db.session.rollback()
         current_app.logger.exception("import of %s failed", ledger.kind)

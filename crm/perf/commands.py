@@ -37,6 +37,9 @@ def gen_data(scale, seed, append, no_analyze, quiet):
                            password_hash=passwords.hash_password(gen.BENCH_PASSWORD))
     except gen.DatabaseNotEmpty as exc:
         fail(f"数据库不为空；如需追加生成数据请加 --append / {exc}; use --append to add generated data anyway")
+    from crm.dashboard.snapshots import bump_write_version
+
+    bump_write_version(db.engine)  # the loader wrote through raw DBAPI connections: running workers recompute
     total_rows = sum(res.counts.values())
     for key in ("indexes", "sequences", "analyze"):
         if key in res.seconds:

@@ -16,7 +16,7 @@ from crm.auth.models import Role, User, normalize_username
 from crm.core.models import VisitMode, WillingnessLevel
 from crm.extensions import db
 from crm.firms import lookups
-from crm.firms.services import FirmError, find_firm_by_code
+from crm.firms.services import FirmError
 from crm.imports.framework import ImportContext, Ledger, Row, RowError, register_ledger
 from crm.visits import services
 from crm.visits.models import Visit
@@ -70,18 +70,39 @@ def _user(row: Row, ctx: ImportContext, name: str, key: str, *, bureau_ok: bool 
     return user
 
 
+def prefetch(values: list[dict], ctx: ImportContext) -> None:
+    """The file's firms (one ``IN`` query per chunk of credit codes), users and code lists, read once."""
+    ctx.prefetch_firms(values)
+    ctx.prefetch_users({normalize_username(n) for v in values for key in ("rm", "companions")
+                        if v.get(key) is not None for n in Row.split_items(v[key])})
+    for model in (VisitMode, WillingnessLevel):
+        ctx.cache[model] = list(db.session.scalars(sa.select(model)))
+
+
+def _code(ctx: ImportContext, model, text) -> Optional[str]:
+    """:func:`crm.firms.lookups.find_code` over the code list read once per file."""
+    items = ctx.cache.get(model)
+    if items is None:
+        return lookups.find_code(model, text)
+    key = str(text).strip().casefold()
+    for item in items:
+        if any(n is not None and str(n).strip().casefold() == key for n in (item.code, item.name_zh, item.name_en)):
+            return item.code
+    return None
+
+
 def parse(row: Row, ctx: ImportContext) -> Optional[VisitRow]:
     code = row.credit_code("credit_code")
     firm = None
     if code:
-        firm = find_firm_by_code(code)
+        firm = ctx.firm(code)
         if firm is None:
             row.error("credit_code", "系统中没有该企业，请先导入企业台账或登记企业")
     visited_on = row.date("visited_on", required=True)
     mode_text = row.text("mode")
     mode = "on_site"
     if mode_text is not None:
-        mode = lookups.find_code(VisitMode, mode_text)
+        mode = _code(ctx, VisitMode, mode_text)
         if mode is None:
             row.error("mode", f"未知的走访方式：{mode_text}（实地走访、电话、线上、活动现场或企业来访）")
     rm_name = row.text("rm", required=True)
@@ -94,7 +115,7 @@ def parse(row: Row, ctx: ImportContext) -> Optional[VisitRow]:
     willingness = None
     text = row.text("willingness")
     if text is not None:
-        willingness = lookups.find_code(WillingnessLevel, text)
+        willingness = _code(ctx, WillingnessLevel, text)
         if willingness is None:
             row.error("willingness", f"未知的意愿等级：{text}（意愿强烈、有一定意愿、观望、明确拒绝或无法联系）")
     need = row.wan_to_fen("need_amount")
@@ -150,6 +171,7 @@ VISITS_LEDGER = register_ledger(Ledger(
     parse_row=parse,
     key=lambda p: p.key,
     apply=apply,
+    prefetch=prefetch,
     roles=frozenset({"rm", "bank_manager"}),
     needs_campaign=True,
     needs_bank=True,

@@ -58,7 +58,8 @@ class Visit(TimestampMixin, VersionMixin, SoftDeleteMixin, db.Model):
     __table_args__ = (
         sa.CheckConstraint("need_amount_fen IS NULL OR need_amount_fen >= 0", name="need_not_negative"),
         sa.CheckConstraint("need_term_months IS NULL OR need_term_months > 0", name="term_positive"),
-        sa.Index("ix_visit_bank_firm", "bank_id", "firm_id"),
+        # a bank's visits to a firm, newest first (account refresh on save, firm filters, timeline); 0009
+        sa.Index("ix_visit_bank_firm_visited_on", "bank_id", "firm_id", "visited_on"),
         sa.Index("ix_visit_campaign_visited_on", "campaign_id", "visited_on"),
     )
 
