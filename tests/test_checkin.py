@@ -112,7 +112,7 @@ def test_walk_in_from_an_unknown_firm_needs_a_valid_credit_code(world, login_as,
     data = {"firm_name": "未登记的公司", "credit_code": "", "person_name": "来宾", "person_title": "",
             "mobile": "13655557777"}
     refused = client.post(f"/events/{e.id}/walk-in", data=data)
-    assert refused.status_code == 200 and db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+    assert refused.status_code == 422 and db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
     code = factories.credit_code(990001)
     assert client.post(f"/events/{e.id}/walk-in", data=dict(data, credit_code=code)).status_code == 302
     assert db.session.scalar(sa.select(Firm).where(Firm.credit_code == code)).name == "未登记的公司"
@@ -126,7 +126,7 @@ def test_walk_in_with_a_mobile_already_registered_is_refused(world, login_as, cl
     resp = client.post(f"/events/{e.id}/walk-in", data={"firm_name": world.firm.name, "credit_code": "",
                                                          "person_name": "又来", "person_title": "",
                                                          "mobile": "13655558888"})
-    assert resp.status_code == 200 and "136****8888" in resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "136****8888" in resp.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 1
 
 

@@ -184,7 +184,7 @@ def test_discount_limits_in_the_form(app, world, login_as, discount, ok):
         assert resp.status_code == 302
         assert (a.stage, a.discount_bp, a.approved_fen, a.rate_bp) == (S.APPROVED, int(discount), 480_500_000, 345)
     else:
-        assert resp.status_code == 200
+        assert resp.status_code == 422
         assert "优惠幅度须在 0 至 20 BP 之间" in resp.get_data(as_text=True)
         assert a.stage == S.UNDER_REVIEW and a.discount_bp is None
 
@@ -238,7 +238,7 @@ def test_the_form_refuses_an_unknown_firm(app, world, login_as, firm_text):
     resp = client.post("/credit/new", data={
         "firm": firm_text, "product_code": "ip_pledge", "requested_wan": "100", "accepted_on": "2026-03-02",
         "campaign_id": world.campaign.id, "branch_id": 0, "rm_id": world.rm_a.id})
-    assert resp.status_code == 200
+    assert resp.status_code == 422
     assert "请按名称或统一社会信用代码选择已登记的企业" in resp.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(CreditApplication)) == 0
 
@@ -258,12 +258,16 @@ def test_edit_uses_the_version_and_freezes_the_amount_after_the_decision(app, wo
             "version": a.version}
     assert client.post(f"/credit/{a.id}/edit", data=form).status_code == 302
     assert db.session.get(CreditApplication, a.id).requested_fen == 600 * WAN
-    assert client.post(f"/credit/{a.id}/edit", data={**form, "requested_wan": "700"}).status_code == 409
+    stale = client.post(f"/credit/{a.id}/edit", data={**form, "requested_wan": "700"})
+    assert stale.status_code == 409  # the stale form comes back with what was typed and the conflict message
+    html = stale.get_data(as_text=True)
+    assert 'value="700"' in html and "该记录已被他人修改" in html
     a = db.session.get(CreditApplication, a.id)
+    assert a.requested_fen == 600 * WAN  # the stored change stays
     fc.advance(a, world.rm_a, S.APPROVED)
     db.session.commit()
     resp = client.post(f"/credit/{a.id}/edit", data={**form, "requested_wan": "700", "version": a.version})
-    assert resp.status_code == 200 and "审批后不能再修改" in resp.get_data(as_text=True)
+    assert resp.status_code == 422 and "审批后不能再修改" in resp.get_data(as_text=True)
 
 
 def test_move_form_shows_only_allowed_targets(app, world, login_as):

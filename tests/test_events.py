@@ -52,7 +52,7 @@ def test_event_code_is_unique_even_across_banks(world, login_as, client):
     db.session.commit()
     login_as("rm_a")
     resp = client.post("/events/new", data=_form(world, code="lg-2026-07"))
-    assert resp.status_code == 200
+    assert resp.status_code == 422
     assert "LG-2026-07" in resp.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(Event.id))) == 1
 
@@ -70,7 +70,7 @@ def test_bank_user_is_always_an_organiser_of_the_event_they_create(world, login_
 def test_invalid_event_is_refused(world, login_as, client, field, value):
     login_as("rm_a")
     resp = client.post("/events/new", data=_form(world, **{field: value}))
-    assert resp.status_code == 200
+    assert resp.status_code == 422
     assert db.session.scalar(sa.select(sa.func.count(Event.id))) == 0
 
 
@@ -96,7 +96,7 @@ def test_capacity_cannot_drop_below_registrations(world, login_as, client):
     login_as("rm_a")
     resp = client.post(f"/events/{e.id}/edit", data=_form(world, capacity="2", organisers=[world.bank_a.id],
                                                            version=str(e.version), code=e.code))
-    assert resp.status_code == 200
+    assert resp.status_code == 422
     db.session.refresh(e)
     assert e.capacity == 10
 

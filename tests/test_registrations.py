@@ -70,7 +70,7 @@ def test_an_invalid_credit_code_creates_nothing(world, login_as, client):
     login_as("rm_a")
     bad = factories.credit_code(777002)[:-1] + ("0" if factories.credit_code(777002)[-1] != "0" else "1")
     resp = client.post(f"/events/{e.id}/registrations/new", data=_reg_form(firm_name="新公司", credit_code=bad))
-    assert resp.status_code == 200
+    assert resp.status_code == 422
     assert "校验位" in resp.get_data(as_text=True)
     assert _count() == 0 and db.session.scalar(sa.select(Firm).where(Firm.name == "新公司")) is None
 
@@ -91,7 +91,7 @@ def test_bad_mobile_is_refused(world, login_as, client, mobile):
     db.session.commit()
     login_as("rm_a")
     resp = client.post(f"/events/{e.id}/registrations/new", data=_reg_form(firm_id=str(world.firm.id), mobile=mobile))
-    assert resp.status_code == 200 and _count() == 0
+    assert resp.status_code == 422 and _count() == 0
 
 
 def test_capacity_is_enforced_with_a_clear_message(world, login_as, client):
@@ -104,7 +104,7 @@ def test_capacity_is_enforced_with_a_clear_message(world, login_as, client):
     assert ok.status_code == 302
     full = client.post(f"/events/{e.id}/registrations/new",
                        data=_reg_form(firm_id=str(world.firm.id), mobile="13900000099"))
-    assert full.status_code == 200
+    assert full.status_code == 422
     assert "活动已满" in full.get_data(as_text=True) or "full" in full.get_data(as_text=True)
     assert _count(e.id) == 3
 
@@ -127,7 +127,7 @@ def test_same_mobile_cannot_register_twice_for_one_event(world, login_as, client
                        data=_reg_form(firm_id=str(world.firm.id))).status_code == 302
     twice = client.post(f"/events/{e.id}/registrations/new",
                         data=_reg_form(firm_id=str(world.firm.id), person_name="另一个人", mobile="139 1234 5678"))
-    assert twice.status_code == 200
+    assert twice.status_code == 422
     assert "139****5678" in twice.get_data(as_text=True)
     assert _count(e.id) == 1
     # the same person may register for another event
@@ -162,7 +162,7 @@ def test_editing_a_registration_keeps_a_masked_mobile_and_refuses_a_taken_one(wo
     form = {"person_name": "改名", "person_title": "", "mobile": "13900002222", "need_summary": "",
             "preferred_bank_id": "0", "source": "invited", "status": "confirmed", "absence_reason": "",
             "remarks": "", "version": str(r1.version)}
-    assert client.post(f"/events/{e.id}/registrations/{r1.id}/edit", data=form).status_code == 200
+    assert client.post(f"/events/{e.id}/registrations/{r1.id}/edit", data=form).status_code == 422
     db.session.refresh(r1)
     assert r1.mobile == "13900001111"
     assert client.post(f"/events/{e.id}/registrations/{r1.id}/edit",
@@ -281,23 +281,23 @@ def test_public_page_registers_without_an_account_and_the_organiser_sees_it(worl
 
 def test_public_registration_needs_consent(client, published):
     resp = client.post(f"/events/r/{published.public_token}", data=_public_form(consent=""))
-    assert resp.status_code == 200 and _count() == 0
+    assert resp.status_code == 422 and _count() == 0
 
 
 @pytest.mark.parametrize("field,value", [("mobile", "1234"), ("mobile", "23800138000"), ("credit_code", "123"),
                                          ("person_name", ""), ("firm_name", ""), ("person_name", "a\x00b")])
 def test_public_registration_validates_fields(client, published, field, value):
     resp = client.post(f"/events/r/{published.public_token}", data=_public_form(**{field: value}))
-    assert resp.status_code == 200 and _count() == 0
+    assert resp.status_code == 422 and _count() == 0
 
 
 def test_public_registration_respects_capacity_and_duplicates(client, published):
     assert client.post(f"/events/r/{published.public_token}", data=_public_form()).status_code == 302
     dup = client.post(f"/events/r/{published.public_token}", data=_public_form(person_name="重复"))
-    assert dup.status_code == 200 and "137****3333" in dup.get_data(as_text=True)
+    assert dup.status_code == 422 and "137****3333" in dup.get_data(as_text=True)
     assert client.post(f"/events/r/{published.public_token}", data=_public_form(mobile="13722224444")).status_code == 302
     full = client.post(f"/events/r/{published.public_token}", data=_public_form(mobile="13722225555"))
-    assert full.status_code == 200 and _count() == 2
+    assert full.status_code == 422 and _count() == 2
 
 
 def test_unknown_or_closed_public_link_is_404(world, client, published):
@@ -325,5 +325,5 @@ def test_public_registration_needs_a_csrf_token(client, published):
 def test_public_registration_is_rate_limited_per_ip(client, published):
     statuses = [client.post(f"/events/r/{published.public_token}", data=_public_form(consent="")).status_code
                 for _ in range(11)]
-    assert statuses[:10] == [200] * 10
+    assert statuses[:10] == [422] * 10
     assert statuses[10] == 429

@@ -13,10 +13,15 @@ from typing import Any, Optional
 
 from flask_babel import lazy_gettext as _l
 
-__all__ = ["DomainError", "StaleEditError", "check_version", "CONFLICT_MESSAGE"]
+__all__ = ["DomainError", "StaleEditError", "check_version", "CONFLICT_MESSAGE", "ACTION_CONFLICT_MESSAGE"]
 
+#: a stale form: what the person typed is shown again with this message (crm.core.forms.save_form)
 CONFLICT_MESSAGE = _l("Someone else changed this record while you were editing it. Your changes were not saved; "
-                      "the page now shows their version. Please reload and enter your changes again.")
+                      "they are still in the form below. Reload the page to see the current version, then enter "
+                      "them again.")
+#: a stale button press (mark done, check in, ...): nothing to keep (crm.core.forms.perform)
+ACTION_CONFLICT_MESSAGE = _l("Someone else changed this record in the meantime, so nothing was changed. Reload the "
+                             "page and try again.")
 
 
 class DomainError(ValueError):

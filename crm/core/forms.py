@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import Conflict
 from wtforms.validators import StopValidation
 
-from crm.core.edits import CONFLICT_MESSAGE, DomainError, StaleEditError
+from crm.core.edits import ACTION_CONFLICT_MESSAGE, CONFLICT_MESSAGE, DomainError, StaleEditError
 from crm.extensions import db
 
 __all__ = ["Form", "CONTROL_CHARACTERS", "refuse_control_characters", "add_field_error", "show_error", "save_form",
@@ -112,9 +112,9 @@ def perform(action: Callable[[], T], *, saved: Union[str, Callable[[T], str], No
     try:
         result = action()
         db.session.commit()
-    except (StaleEditError, StaleDataError) as exc:
+    except (StaleEditError, StaleDataError):
         db.session.rollback()
-        conflict(exc if isinstance(exc, StaleEditError) else None)
+        conflict(ACTION_CONFLICT_MESSAGE)
     except DomainError as exc:
         db.session.rollback()
         flash(str(exc), "warning")

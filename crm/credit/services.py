@@ -12,12 +12,12 @@ from datetime import date
 from typing import Optional
 
 import sqlalchemy as sa
-from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from crm.auth.models import BANK_ROLES, User
 from crm.core import audit
+from crm.core.edits import DomainError, check_version
 from crm.core.formatting import today_local
 from crm.core.models import CreditProduct, DeclineReason, HolidayOverride
 from crm.core.validators import ValidationError, normalize_patent_number
@@ -45,17 +45,11 @@ LEGAL_STATUSES = {
 }
 
 
-class CreditError(Exception):
-    """A refused credit operation; ``str()`` is a message for people."""
+class CreditError(DomainError):
+    """A refused credit operation; ``str()`` is a message for people, ``code`` a stable reason."""
 
     def __init__(self, code: str, message, field: Optional[str] = None):
-        super().__init__(code)
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def __str__(self) -> str:
-        return str(self.message)
+        super().__init__(message, field=field, code=code)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -79,11 +73,6 @@ def expected_maturity(app: CreditApplication) -> Optional[date]:
         return None
     start = app.disbursed_on or app.decided_on or app.accepted_on
     return add_months(start, term)
-
-
-def _check_version(obj, version) -> None:
-    if version is not None and int(version) != obj.version:
-        abort(409)
 
 
 def _require_bank_writer(user: User, bank_id: Optional[int] = None) -> None:
@@ -226,7 +215,7 @@ def update_application(app: CreditApplication, user: User, data: ApplicationData
     """Edit an application; the amount, product and acceptance date are frozen once it has been decided."""
     today = today or today_local()
     _require_bank_writer(user, app.bank_id)
-    _check_version(app, version)
+    check_version(app, version)
     product, rm = _validate_application(user, data, today)
     frozen_changed = (data.requested_fen != app.requested_fen or data.accepted_on != app.accepted_on
                       or product.code != app.product_code or data.firm.id != app.firm_id)
@@ -320,7 +309,7 @@ def move(app: CreditApplication, to: Stage | str, user: User, on: date, note: st
     """Move an application to the next stage: only allowed moves, dated, by whom, audited, in the history."""
     today = today or today_local()
     _require_bank_writer(user, app.bank_id)
-    _check_version(app, version)
+    check_version(app, version)
     try:
         to = Stage(to)
     except ValueError:
@@ -542,7 +531,7 @@ def register_pledge(pledge: Pledge, user: User, registration_no: str, registered
     """Record the CNIPA pledge registration (number, date) and the registered secured amount."""
     today = today or today_local()
     _require_bank_writer(user, pledge.bank_id)
-    _check_version(pledge, version)
+    check_version(pledge, version)
     if pledge.status != PledgeStatus.ACTIVE:
         raise CreditError("released", _l("This pledge has been released."))
     complete_patent_dates(pledge, user, granted_on, expires_on, today)
@@ -568,7 +557,7 @@ def register_pledge(pledge: Pledge, user: User, registration_no: str, registered
 def release_pledge(pledge: Pledge, user: User, on: Optional[date] = None, version=None) -> Pledge:
     """Release a pledge (the patent becomes free to pledge again)."""
     _require_bank_writer(user, pledge.bank_id)
-    _check_version(pledge, version)
+    check_version(pledge, version)
     if pledge.status != PledgeStatus.ACTIVE:
         raise CreditError("released", _l("This pledge has been released."))
     if pledge.registered_on is not None:

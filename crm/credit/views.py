@@ -18,6 +18,7 @@ from crm.auth.decorators import bank_user_required, role_required
 from crm.auth.forms import EmptyForm
 from crm.auth.models import Role
 from crm.core.formatting import fen_to_wan, today_local
+from crm.core.forms import perform, save_form
 from crm.core.models import CreditProduct, DeclineReason, HolidayOverride
 from crm.core.navigation import add_nav
 from crm.core.scoping import get_or_404
@@ -30,7 +31,7 @@ from crm.credit.forms import (
     OverrideForm, PledgeForm, PoolAddForm, PoolForm, RegisterPledgeForm, ValuationForm,
 )
 from crm.credit.models import CreditApplication, Pledge, SecuritisationPool, Stage, Valuation
-from crm.credit.services import LEGAL_STATUSES, CreditError
+from crm.credit.services import LEGAL_STATUSES
 from crm.credit.sla import application_sla, load_overrides, valuation_promise
 from crm.extensions import db
 from crm.firms.models import Firm
@@ -57,15 +58,6 @@ def _helpers():
         "can_write_credit": current_user.is_authenticated and current_user.is_bank_user,
         "FILTER_PARAMS": queries.FILTER_PARAMS,
     }
-
-
-def _field_error(form, exc: CreditError) -> None:
-    """Show a refusal next to its field when the form has it, else as a banner."""
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None and hasattr(field, "errors"):
-        field.errors = list(field.errors) + [str(exc)]
-    else:
-        flash(str(exc), "danger")
 
 
 def _user():
@@ -168,17 +160,11 @@ def new():
             firm = db.session.get(Firm, request.args.get("firm", type=int) or 0)
             if firm:
                 form.firm.data = f"{firm.name} · {firm.credit_code}"
-    if form.validate_on_submit():
-        data = _application_data(form)
-        try:
-            app = services.create_application(user, data)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Application recorded."), "success")
-            return redirect(url_for("credit.detail", app_id=app.id))
-    return render_template("credit/form.html", form=form, app=None, lookup_url=_firm_lookup_url())
+    return save_form(
+        form, lambda: services.create_application(user, _application_data(form)),
+        render=lambda status: (render_template("credit/form.html", form=form, app=None,
+                                               lookup_url=_firm_lookup_url()), status),
+        saved=_("Application recorded."), next_url=lambda app: url_for("credit.detail", app_id=app.id))
 
 
 @bp.route("/<int:app_id>/edit", methods=["GET", "POST"])
@@ -203,16 +189,11 @@ def edit(app_id):
         form.has_subsidy.data = app.has_subsidy
         form.remarks.data = app.remarks
         form.version.data = app.version
-    if form.validate_on_submit():
-        try:
-            services.update_application(app, user, _application_data(form), version=form.version.data)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Application saved."), "success")
-            return redirect(url_for("credit.detail", app_id=app.id))
-    return render_template("credit/form.html", form=form, app=app, lookup_url=_firm_lookup_url())
+    return save_form(
+        form, lambda: services.update_application(app, user, _application_data(form), version=form.version.data),
+        render=lambda status: (render_template("credit/form.html", form=form, app=app,
+                                               lookup_url=_firm_lookup_url()), status),
+        saved=_("Application saved."), next_url=lambda _r: url_for("credit.detail", app_id=app.id))
 
 
 @bp.route("/<int:app_id>")
@@ -262,9 +243,10 @@ def move(app_id, stage):
         if to == Stage.APPROVED:
             form.approved_wan.data = str(fen_to_wan(app.requested_fen))
             form.term_months.data = app.requested_term_months
-    if form.validate_on_submit():
-        if form.to.data != to.value:
-            abort(400)
+    if request.method == "POST" and form.to.data != to.value:
+        abort(400)
+
+    def move_it():
         decision = services.Decision()
         if to == Stage.APPROVED:
             decision = services.Decision(approved_fen=form.approved_wan.fen, rate_bp=form.rate_pct.bp,
@@ -273,17 +255,15 @@ def move(app_id, stage):
             decision = services.Decision(decline_reason_code=form.decline_reason_code.data)
         elif to == Stage.DISBURSED:
             decision = services.Decision(disbursed_fen=form.disbursed_wan.fen)
-        try:
-            services.move(app, to, user, form.changed_on.data, form.note.data or "", decision,
-                          version=form.version.data)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Stage changed to “%(stage)s”.", stage=sm.STAGE_LABELS[to]), "success")
-            return redirect(url_for("credit.detail", app_id=app.id))
-    sla = application_sla(app, today_local(), load_overrides())
-    return render_template("credit/move.html", app=app, form=form, to=to, sla=sla)
+        return services.move(app, to, user, form.changed_on.data, form.note.data or "", decision,
+                             version=form.version.data)
+
+    return save_form(
+        form, move_it,
+        render=lambda status: (render_template("credit/move.html", app=app, form=form, to=to,
+                                               sla=application_sla(app, today_local(), load_overrides())), status),
+        saved=_("Stage changed to “%(stage)s”.", stage=sm.STAGE_LABELS[to]),
+        next_url=lambda _r: url_for("credit.detail", app_id=app.id))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -296,21 +276,16 @@ def move(app_id, stage):
 def new_pledge(app_id):
     app = get_or_404(CreditApplication, app_id)
     form = PledgeForm()
-    if form.validate_on_submit():
-        data = services.PledgeData(
+    def add():
+        return services.add_pledge(app, _user(), services.PledgeData(
             patent_no=form.patent_no.data, title=form.title.data or "", granted_on=form.granted_on.data,
             expires_on=form.expires_on.data, legal_status=form.legal_status.data,
             owner_name=form.owner_name.data or "", owner_relation=form.owner_relation.data,
-            licence_no=form.licence_no.data or "", licence_note=form.licence_note.data or "")
-        try:
-            services.add_pledge(app, _user(), data)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Pledged patent added."), "success")
-            return redirect(url_for("credit.detail", app_id=app.id) + "#pledges")
-    return render_template("credit/pledge_form.html", app=app, form=form)
+            licence_no=form.licence_no.data or "", licence_note=form.licence_note.data or ""))
+
+    return save_form(
+        form, add, render=lambda status: (render_template("credit/pledge_form.html", app=app, form=form), status),
+        saved=_("Pledged patent added."), next_url=lambda _r: url_for("credit.detail", app_id=app.id) + "#pledges")
 
 
 @bp.route("/pledges/<int:pledge_id>/register", methods=["GET", "POST"])
@@ -326,35 +301,26 @@ def register_pledge(pledge_id):
         form.registered_on.data = pledge.registered_on or today_local()
         if pledge.secured_fen is not None:
             form.secured_wan.data = str(fen_to_wan(pledge.secured_fen))
-    if form.validate_on_submit():
-        try:
-            services.register_pledge(pledge, _user(), form.registration_no.data, form.registered_on.data,
-                                     form.secured_wan.fen, version=form.version.data,
-                                     granted_on=form.granted_on.data if "granted_on" in form else None,
-                                     expires_on=form.expires_on.data if "expires_on" in form else None)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Pledge registration saved."), "success")
-            return redirect(url_for("credit.detail", app_id=pledge.application_id) + "#pledges")
-    return render_template("credit/register_pledge.html", pledge=pledge, app=pledge.application, form=form)
+    return save_form(
+        form, lambda: services.register_pledge(
+            pledge, _user(), form.registration_no.data, form.registered_on.data, form.secured_wan.fen,
+            version=form.version.data, granted_on=form.granted_on.data if "granted_on" in form else None,
+            expires_on=form.expires_on.data if "expires_on" in form else None),
+        render=lambda status: (render_template("credit/register_pledge.html", pledge=pledge, app=pledge.application,
+                                               form=form), status),
+        saved=_("Pledge registration saved."),
+        next_url=lambda _r: url_for("credit.detail", app_id=pledge.application_id) + "#pledges")
 
 
 @bp.route("/pledges/<int:pledge_id>/release", methods=["POST"])
 @bank_user_required
 def release_pledge(pledge_id):
     pledge = get_or_404(Pledge, pledge_id)
-    form = EmptyForm()
-    if form.validate_on_submit():
-        try:
-            services.release_pledge(pledge, _user())
-        except CreditError as exc:
-            flash(str(exc), "danger")
-        else:
-            db.session.commit()
-            flash(_("Pledge released."), "success")
-    return redirect(url_for("credit.detail", app_id=pledge.application_id) + "#pledges")
+    back = url_for("credit.detail", app_id=pledge.application_id) + "#pledges"
+    if not EmptyForm().validate_on_submit():
+        return redirect(back)
+    return perform(lambda: services.release_pledge(pledge, _user()), saved=_("Pledge released."),
+                   back=lambda: redirect(back))
 
 
 @bp.route("/<int:app_id>/valuations/new", methods=["GET", "POST"])
@@ -366,17 +332,11 @@ def new_valuation(app_id):
         (p.ip_asset_id, services.display_patent_no(p.ip_asset.patent_no)) for p in app.pledges]
     if request.method == "GET":
         form.requested_on.data = today_local()
-    if form.validate_on_submit():
-        try:
-            services.add_valuation(app, _user(), form.valuer.data, form.requested_on.data, form.completed_on.data,
-                                   form.amount_wan.fen, form.ip_asset_id.data or None)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Valuation recorded."), "success")
-            return redirect(url_for("credit.detail", app_id=app.id) + "#valuations")
-    return render_template("credit/valuation_form.html", app=app, form=form)
+    return save_form(
+        form, lambda: services.add_valuation(app, _user(), form.valuer.data, form.requested_on.data,
+                                             form.completed_on.data, form.amount_wan.fen, form.ip_asset_id.data or None),
+        render=lambda status: (render_template("credit/valuation_form.html", app=app, form=form), status),
+        saved=_("Valuation recorded."), next_url=lambda _r: url_for("credit.detail", app_id=app.id) + "#valuations")
 
 
 @bp.route("/valuations/<int:valuation_id>/complete", methods=["GET", "POST"])
@@ -386,17 +346,12 @@ def complete_valuation(valuation_id):
     form = CompleteValuationForm()
     if request.method == "GET":
         form.completed_on.data = today_local()
-    if form.validate_on_submit():
-        try:
-            services.complete_valuation(valuation, _user(), form.completed_on.data, form.amount_wan.fen)
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Valuation recorded."), "success")
-            return redirect(url_for("credit.detail", app_id=valuation.application_id) + "#valuations")
-    return render_template("credit/complete_valuation.html", valuation=valuation, app=valuation.application,
-                           form=form)
+    return save_form(
+        form, lambda: services.complete_valuation(valuation, _user(), form.completed_on.data, form.amount_wan.fen),
+        render=lambda status: (render_template("credit/complete_valuation.html", valuation=valuation,
+                                               app=valuation.application, form=form), status),
+        saved=_("Valuation recorded."),
+        next_url=lambda _r: url_for("credit.detail", app_id=valuation.application_id) + "#valuations")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -467,21 +422,17 @@ def _deal_rows(deals):
 @login_required
 def pools():
     form = PoolForm()
-    if request.method == "POST":
-        if not current_user.is_bank_user:
-            abort(403)
-        if form.validate_on_submit():
-            try:
-                pool = services.create_pool(_user(), form.name.data, form.exchange.data, form.issue_on.data)
-            except CreditError as exc:
-                _field_error(form, exc)
-            else:
-                db.session.commit()
-                flash(_("Pool created."), "success")
-                return redirect(url_for("credit.pool", pool_id=pool.id))
-    rows = [(p, services.pool_summary(p)) for p in db.session.scalars(
-        sa.select(SecuritisationPool).order_by(SecuritisationPool.issue_on.desc(), SecuritisationPool.id.desc()))]
-    return render_template("credit/pools.html", rows=rows, form=form)
+    if request.method == "POST" and not current_user.is_bank_user:
+        abort(403)
+
+    def page(status):
+        rows = [(p, services.pool_summary(p)) for p in db.session.scalars(sa.select(SecuritisationPool).order_by(
+            SecuritisationPool.issue_on.desc(), SecuritisationPool.id.desc()))]
+        return render_template("credit/pools.html", rows=rows, form=form), status
+
+    return save_form(
+        form, lambda: services.create_pool(_user(), form.name.data, form.exchange.data, form.issue_on.data),
+        render=page, saved=_("Pool created."), next_url=lambda pool: url_for("credit.pool", pool_id=pool.id))
 
 
 @bp.route("/pools/<int:pool_id>", methods=["GET", "POST"])
@@ -492,21 +443,14 @@ def pool(pool_id):
     candidates = services.pool_candidates(pool_)
     form.application_id.choices = [
         (a.id, f"{a.firm.name} · {fen_to_wan(a.approved_fen)} 万元 · {a.decided_on}") for a in candidates]
-    if request.method == "POST":
-        if not current_user.is_bank_user:
-            abort(403)
-        if form.validate_on_submit():
-            app = get_or_404(CreditApplication, form.application_id.data)
-            try:
-                services.add_to_pool(pool_, app, _user())
-            except CreditError as exc:
-                flash(str(exc), "danger")
-            else:
-                db.session.commit()
-                flash(_("Loan added to the pool."), "success")
-                return redirect(url_for("credit.pool", pool_id=pool_.id))
-    return render_template("credit/pool.html", pool=pool_, summary=services.pool_summary(pool_), form=form,
-                           candidates=candidates, remove_form=EmptyForm(), today=today_local())
+    if request.method == "POST" and not current_user.is_bank_user:
+        abort(403)
+    return save_form(
+        form, lambda: services.add_to_pool(pool_, get_or_404(CreditApplication, form.application_id.data), _user()),
+        render=lambda status: (render_template("credit/pool.html", pool=pool_, summary=services.pool_summary(pool_),
+                                               form=form, candidates=candidates, remove_form=EmptyForm(),
+                                               today=today_local()), status),
+        saved=_("Loan added to the pool."), next_url=lambda _r: url_for("credit.pool", pool_id=pool_.id))
 
 
 @bp.route("/pools/<int:pool_id>/remove/<int:app_id>", methods=["POST"])
@@ -514,15 +458,11 @@ def pool(pool_id):
 def pool_remove(pool_id, app_id):
     pool_ = get_or_404(SecuritisationPool, pool_id)
     app = get_or_404(CreditApplication, app_id)
-    if EmptyForm().validate_on_submit():
-        try:
-            services.remove_from_pool(pool_, app, _user())
-        except CreditError as exc:
-            flash(str(exc), "danger")
-        else:
-            db.session.commit()
-            flash(_("Loan removed from the pool."), "success")
-    return redirect(url_for("credit.pool", pool_id=pool_.id))
+    back = url_for("credit.pool", pool_id=pool_.id)
+    if not EmptyForm().validate_on_submit():
+        return redirect(back)
+    return perform(lambda: services.remove_from_pool(pool_, app, _user()), saved=_("Loan removed from the pool."),
+                   back=lambda: redirect(back))
 
 
 POOL_HEADERS = ["序号", "企业名称", "统一社会信用代码", "所属区", "重点产业", "经营机构", "授信金额(万元)", "执行利率(%)", "优惠BP",
@@ -576,19 +516,16 @@ def pool_export(pool_id):
 def calendar():
     """The admin's overrides of the PRC calendar, and which years the library covers."""
     form = OverrideForm()
-    if form.validate_on_submit():
-        try:
-            services.set_override(_user(), form.day.data, form.is_workday.data == "1", form.note.data or "")
-        except CreditError as exc:
-            _field_error(form, exc)
-        else:
-            db.session.commit()
-            flash(_("Calendar override saved."), "success")
-            return redirect(url_for("credit.calendar"))
-    rows = list(db.session.scalars(sa.select(HolidayOverride).order_by(HolidayOverride.day.desc())))
-    years = covered_years()
-    return render_template("credit/calendar.html", form=form, rows=rows, years=years, stale=calendar_is_stale(
-        today_local()), delete_form=EmptyForm(), today=today_local())
+
+    def page(status):
+        rows = list(db.session.scalars(sa.select(HolidayOverride).order_by(HolidayOverride.day.desc())))
+        return render_template("credit/calendar.html", form=form, rows=rows, years=covered_years(),
+                               stale=calendar_is_stale(today_local()), delete_form=EmptyForm(),
+                               today=today_local()), status
+
+    return save_form(
+        form, lambda: services.set_override(_user(), form.day.data, form.is_workday.data == "1", form.note.data or ""),
+        render=page, saved=_("Calendar override saved."), next_url=lambda _r: url_for("credit.calendar"))
 
 
 @bp.route("/calendar/<int:override_id>/delete", methods=["POST"])

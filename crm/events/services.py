@@ -19,6 +19,7 @@ from sqlalchemy.orm import contains_eager
 
 from crm.core import audit
 from crm.core.db import utcnow
+from crm.core.edits import DomainError, StaleEditError
 from crm.core.scoping import current_scope, scoped
 from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile
 from crm.events.models import (
@@ -41,17 +42,8 @@ from crm.orgs.models import Organisation, OrgKind
 FOLLOW_THROUGH_DAYS = 90
 
 
-class EventError(ValueError):
-    """A refused action, with a message for the person at the screen."""
-
-    def __init__(self, message: str, *, code: str = "refused", field: Optional[str] = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.field = field
-
-    def __str__(self) -> str:
-        return self.message
+class EventError(DomainError):
+    """A refused action, with a message for the person at the screen (``field``, ``code``: see DomainError)."""
 
 
 class CapacityError(EventError):
@@ -62,8 +54,8 @@ class DuplicateMobileError(EventError):
     """This mobile is already registered for the event."""
 
 
-class ConflictError(EventError):
-    """Someone else saved the record meanwhile (optimistic lock)."""
+class ConflictError(EventError, StaleEditError):
+    """Someone else saved the record meanwhile (optimistic lock): a refusal, answered as a stale edit (409)."""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ from flask import (abort, current_app, flash, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
 
 from crm.auth.decorators import role_required
 from crm.auth.forms import EmptyForm
 from crm.auth.models import Role, User
 from crm.core.db import utcnow
 from crm.core.formatting import fen_to_wan, today_local, wan_to_fen
+from crm.core.forms import save_form
 from crm.core.navigation import add_nav
 from crm.core.scoping import SYSTEM, get_or_404, scoped
 from crm.core.spreadsheets import send_csv, send_xlsx
@@ -132,14 +132,6 @@ def _event_data(form: EventForm) -> services.EventData:
     )
 
 
-def _field_error(form, err: services.EventError) -> None:
-    target = getattr(form, err.field, None) if err.field else None
-    if target is not None:
-        target.errors = list(target.errors) + [str(err)]
-    else:
-        flash(str(err), "danger")
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @organiser_required
 def create():
@@ -153,17 +145,11 @@ def create():
             form.organisers.data = [user.org_id]
         if form.campaign_id.choices:
             form.campaign_id.data = int(form.campaign_id.choices[0].value)
-    if form.validate_on_submit():
-        try:
-            event = services.create_event(_event_data(form), user)
-        except services.EventError as err:
-            db.session.rollback()
-            _field_error(form, err)
-        else:
-            db.session.commit()
-            flash(_("Event %(code)s created.", code=event.code), "success")
-            return redirect(url_for("events.detail", event_id=event.id))
-    return render_template("events/form.html", form=form, event=None)
+    return save_form(
+        form, lambda: services.create_event(_event_data(form), user),
+        render=lambda status: (render_template("events/form.html", form=form, event=None), status),
+        saved=lambda event: _("Event %(code)s created.", code=event.code),
+        next_url=lambda event: url_for("events.detail", event_id=event.id))
 
 
 @bp.route("/<int:event_id>/edit", methods=["GET", "POST"])
@@ -183,26 +169,10 @@ def edit(event_id):
         form.deals_signed_wan.data = fen_to_wan(event.deals_signed_fen)
         form.intentions_wan.data = fen_to_wan(event.intentions_fen)
         form.version.data = str(event.version)
-    if form.validate_on_submit():
-        try:
-            services.update_event(event, _event_data(form), user, version=form.version.data or None)
-            db.session.commit()
-        except services.ConflictError as err:
-            db.session.rollback()
-            flash(str(err), "danger")
-            return render_template("events/form.html", form=form, event=event), 409
-        except StaleDataError:
-            db.session.rollback()
-            flash(_("Someone else changed this event meanwhile. Your changes were not saved; please reload."),
-                  "danger")
-            return render_template("events/form.html", form=form, event=event), 409
-        except services.EventError as err:
-            db.session.rollback()
-            _field_error(form, err)
-        else:
-            flash(_("Event saved."), "success")
-            return redirect(url_for("events.detail", event_id=event.id))
-    return render_template("events/form.html", form=form, event=event)
+    return save_form(
+        form, lambda: services.update_event(event, _event_data(form), user, version=form.version.data or None),
+        render=lambda status: (render_template("events/form.html", form=form, event=event), status),
+        saved=_("Event saved."), next_url=lambda _r: url_for("events.detail", event_id=event.id))
 
 
 @bp.route("/<int:event_id>")
@@ -283,28 +253,25 @@ def add_registration(event_id):
     form = RegistrationForm()
     form.preferred_bank_id.choices = _bank_choices()
     form.firm_id.choices = _firm_choices(form.firm_id.data if request.method == "POST" else None)
-    if form.validate_on_submit():
-        try:
-            if form.firm_id.data:
-                firm = db.session.get(Firm, form.firm_id.data)
-                if firm is None:
-                    raise services.EventError(_("Firm not found."), field="firm_id")
-            else:
-                firm = services.get_or_create_firm(form.credit_code.data, form.firm_name.data, user)
-            reg = services.add_registration(event, firm, services.PersonData(
-                person_name=form.person_name.data, person_title=form.person_title.data, mobile=form.mobile.data,
-                need_summary=form.need_summary.data or "", preferred_bank_id=form.preferred_bank_id.data or None,
-                source=RegistrationSource(form.source.data), status=form.status.data,
-                remarks=form.remarks.data or ""), user)
-        except services.EventError as err:
-            db.session.rollback()
-            _field_error(form, err)
+    def register():
+        if form.firm_id.data:
+            firm = db.session.get(Firm, form.firm_id.data)
+            if firm is None:
+                raise services.EventError(_("Firm not found."), field="firm_id")
         else:
-            db.session.commit()
-            flash(_("%(name)s is registered.", name=reg.person_name), "success")
-            return redirect(url_for("events.detail", event_id=event.id))
-    return render_template("events/registration_form.html", form=form, event=event, reg=None,
-                           places_left=services.places_left(event))
+            firm = services.get_or_create_firm(form.credit_code.data, form.firm_name.data, user)
+        return services.add_registration(event, firm, services.PersonData(
+            person_name=form.person_name.data, person_title=form.person_title.data, mobile=form.mobile.data,
+            need_summary=form.need_summary.data or "", preferred_bank_id=form.preferred_bank_id.data or None,
+            source=RegistrationSource(form.source.data), status=form.status.data,
+            remarks=form.remarks.data or ""), user)
+
+    return save_form(
+        form, register,
+        render=lambda status: (render_template("events/registration_form.html", form=form, event=event, reg=None,
+                                               places_left=services.places_left(event)), status),
+        saved=lambda reg: _("%(name)s is registered.", name=reg.person_name),
+        next_url=lambda _r: url_for("events.detail", event_id=event.id))
 
 
 @bp.route("/<int:event_id>/firms.json")
@@ -350,28 +317,16 @@ def edit_registration(event_id, reg_id):
         # the masked number came back unchanged: keep the stored one
         form.mobile.raw_data = [reg.mobile]
         form.mobile.data = reg.mobile
-    if form.validate_on_submit():
-        try:
-            services.update_registration(reg, services.PersonData(
-                person_name=form.person_name.data, person_title=form.person_title.data, mobile=form.mobile.data,
-                need_summary=form.need_summary.data or "", preferred_bank_id=form.preferred_bank_id.data or None,
-                source=RegistrationSource(form.source.data), status=form.status.data,
-                remarks=form.remarks.data or ""), user, absence_reason=form.absence_reason.data or "",
-                version=form.version.data or None)
-            db.session.commit()
-        except (services.ConflictError, StaleDataError):
-            db.session.rollback()
-            flash(_("Someone else changed this registration meanwhile. Your changes were not saved; please reload."),
-                  "danger")
-            return render_template("events/registration_form.html", form=form, event=event, reg=reg,
-                                   places_left=None), 409
-        except services.EventError as err:
-            db.session.rollback()
-            _field_error(form, err)
-        else:
-            flash(_("Registration saved."), "success")
-            return redirect(url_for("events.detail", event_id=event.id))
-    return render_template("events/registration_form.html", form=form, event=event, reg=reg, places_left=None)
+    return save_form(
+        form, lambda: services.update_registration(reg, services.PersonData(
+            person_name=form.person_name.data, person_title=form.person_title.data, mobile=form.mobile.data,
+            need_summary=form.need_summary.data or "", preferred_bank_id=form.preferred_bank_id.data or None,
+            source=RegistrationSource(form.source.data), status=form.status.data,
+            remarks=form.remarks.data or ""), user, absence_reason=form.absence_reason.data or "",
+            version=form.version.data or None),
+        render=lambda status: (render_template("events/registration_form.html", form=form, event=event, reg=reg,
+                                               places_left=None), status),
+        saved=_("Registration saved."), next_url=lambda _r: url_for("events.detail", event_id=event.id))
 
 
 @bp.route("/<int:event_id>/registrations/<int:reg_id>/confirmation")
@@ -522,22 +477,16 @@ def walk_in(event_id):
     event = get_or_404(Event, event_id)
     _may_write(event)
     form = WalkInForm()
-    if form.validate_on_submit():
-        try:
-            reg = services.walk_in(event, user, person=services.PersonData(
-                person_name=form.person_name.data, person_title=form.person_title.data or "",
-                mobile=form.mobile.data), firm_name=form.firm_name.data, credit_code=form.credit_code.data or "")
-        except services.EventError as err:
-            db.session.rollback()
-            _field_error(form, err)
-        else:
-            db.session.commit()
-            flash(_("Walk-in %(name)s added and checked in.", name=reg.person_name), "success")
-            return redirect(url_for("events.desk", event_id=event.id))
-    regs = services.search_registrations(event, "")
-    return render_template("events/desk.html", event=event, regs=regs, q="", counts=services.desk_counts(event),
-                           full=services.may_see_full_mobiles(user, event), button=EmptyForm(), walk_in=form,
-                           walk_in_open=True), 200
+    return save_form(
+        form, lambda: services.walk_in(event, user, person=services.PersonData(
+            person_name=form.person_name.data, person_title=form.person_title.data or "",
+            mobile=form.mobile.data), firm_name=form.firm_name.data, credit_code=form.credit_code.data or ""),
+        render=lambda status: (render_template(
+            "events/desk.html", event=event, regs=services.search_registrations(event, ""), q="",
+            counts=services.desk_counts(event), full=services.may_see_full_mobiles(user, event), button=EmptyForm(),
+            walk_in=form, walk_in_open=True), status),
+        saved=lambda reg: _("Walk-in %(name)s added and checked in.", name=reg.person_name),
+        next_url=lambda _r: url_for("events.desk", event_id=event.id))
 
 
 @bp.route("/checkin/<token>", methods=["GET", "POST"])
@@ -724,21 +673,24 @@ def public_register(token):
         form.preferred_bank_id.choices = choices([(0, _("No preference"))] + [(o.id, o.display_name) for o in banks])
         closed = event.status != EventStatus.PLANNED
         full = services.places_left(event) == 0
-        if not closed and form.validate_on_submit():
-            try:
-                firm = services.get_or_create_firm(form.credit_code.data, form.firm_name.data, None)
-                reg = services.add_registration(event, firm, services.PersonData(
-                    person_name=form.person_name.data, person_title=form.person_title.data or "",
-                    mobile=form.mobile.data, need_summary=form.need_summary.data or "",
-                    preferred_bank_id=form.preferred_bank_id.data or None, source=RegistrationSource.SELF),
-                    None, consent_at=utcnow())
-            except services.EventError as err:
-                db.session.rollback()
-                _field_error(form, err)
-            else:
-                db.session.commit()
-                return redirect(url_for("events.public_confirmation", token=reg.checkin_token))
-        return render_template("events/public_register.html", event=event, form=form, closed=closed, full=full)
+
+        def page(status):
+            return render_template("events/public_register.html", event=event, form=form, closed=closed,
+                                   full=full), status
+
+        if closed:
+            return page(200)
+
+        def register():
+            firm = services.get_or_create_firm(form.credit_code.data, form.firm_name.data, None)
+            return services.add_registration(event, firm, services.PersonData(
+                person_name=form.person_name.data, person_title=form.person_title.data or "",
+                mobile=form.mobile.data, need_summary=form.need_summary.data or "",
+                preferred_bank_id=form.preferred_bank_id.data or None, source=RegistrationSource.SELF),
+                None, consent_at=utcnow())
+
+        return save_form(form, register, render=page,
+                         next_url=lambda reg: url_for("events.public_confirmation", token=reg.checkin_token))
 
 
 @bp.route("/c/<token>")
