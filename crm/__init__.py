@@ -76,6 +76,7 @@ BLUEPRINTS = [
     ("crm.dashboard", "/dashboard"),
     ("crm.imports", "/imports"),
     ("crm.api", "/api/v1"),
+    ("crm.privacy", "/privacy"),
 ]
 
 
