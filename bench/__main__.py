@@ -23,7 +23,8 @@ if str(ROOT) not in sys.path:
 
 from bench import runner  # noqa: E402
 
-ORDER = ["dashboard_unfiltered", "dashboard_filtered", "firms_page_1", "firms_page_1000", "firm_search",
+ORDER = ["dashboard_unfiltered", "dashboard_filtered", "dashboard_unfiltered_after_write",
+         "dashboard_filtered_after_write", "firms_page_1", "firms_page_1000", "firm_search",
          "firm_detail", "events_list", "credit_list", "follow_ups", "visits_list", "visit_save", "export_csv_50k",
          "export_xlsx_50k", "import_firms_10k", "mixed_read_rps"]
 
@@ -57,7 +58,7 @@ def fmt_ms(v):
 
 def print_table(runs: list[dict]) -> str:
     lines = []
-    head = f"{'metric':<22} {'engine':<10} {'scale':>5} {'median ms':>10} {'p95 ms':>10} {'n':>4} {'SQL':>5} " \
+    head = f"{'metric':<32} {'engine':<10} {'scale':>5} {'median ms':>10} {'p95 ms':>10} {'n':>4} {'SQL':>5} " \
            f"{'target':>8}  notes"
     lines += [head, "-" * len(head)]
     for name in ORDER:
@@ -72,7 +73,7 @@ def print_table(runs: list[dict]) -> str:
                 if r.get(key) is not None:
                     notes.append(f"{key}={r[key]}")
             target = r.get("target_p95_ms") or (f"{r['target_rps']}/s" if r.get("target_rps") else "")
-            lines.append(f"{name:<22} {run['engine']:<10} {run['scale']:>5g} {fmt_ms(r.get('median_ms')):>10} "
+            lines.append(f"{name:<32} {run['engine']:<10} {run['scale']:>5g} {fmt_ms(r.get('median_ms')):>10} "
                          f"{fmt_ms(r.get('p95_ms')):>10} {r.get('n', 0):>4} {r.get('sql_statements') or '-':>5} "
                          f"{target!s:>8}  {' '.join(notes)}")
     return "\n".join(lines)
