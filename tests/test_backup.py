@@ -61,6 +61,7 @@ def test_backup_and_restore_round_trip(any_app, tmp_path):
     db.session.remove()
     restored = runner.invoke(args=["crm", "restore", str(target), "--yes"])
     assert restored.exit_code == 0, restored.output
+    assert f"restored from {target.resolve()}" in restored.output  # names the backup, not the live database
     db.session.remove()
     after = counts()
     assert after["names"] == before["names"]  # ... are gone, and everything before is back

@@ -107,7 +107,7 @@ def restore_sqlite(url: URL, source: Path) -> BackupResult:
             live.close()
     finally:
         bak.close()
-    return BackupResult(target_path, "sqlite", tables, source.stat().st_size)
+    return BackupResult(source, "sqlite", tables, source.stat().st_size)  # path: the backup restored from
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
