@@ -261,6 +261,10 @@ class Bench:
         """Whether ``--only`` selects this metric (every metric when it is empty)."""
         return not self.only or name.startswith(self.only)
 
+    def wants_group(self, prefix: str) -> bool:
+        """Whether ``--only`` selects any metric of a group (``dashboard_`` for ``--only dashboard_filtered``)."""
+        return not self.only or any(o.startswith(prefix) or prefix.startswith(o) for o in self.only)
+
     def has(self, endpoint: str) -> bool:
         return endpoint in self.rules
 
@@ -322,7 +326,7 @@ class Bench:
     # -- pages -----------------------------------------------------------------------------------------------
     def run_reads(self):
         self.log("  dashboard")
-        if not self.wanted("dashboard_"):
+        if not self.wants_group("dashboard_"):
             pass
         elif self.has("dashboard.index"):
             r = self.measure("dashboard_unfiltered", "bureau", "/dashboard/")
@@ -473,7 +477,7 @@ class Bench:
         self.results["visit_save"] = res
 
     def run_exports(self, n_rows: int = 50_000):
-        if not self.wanted("export_"):
+        if not self.wants_group("export_"):
             return
         self.log(f"  attendee export ({n_rows} rows)")
         if not self.has("events.export"):
@@ -513,7 +517,7 @@ class Bench:
             self.results[name] = res
 
     def run_import(self, n_rows: int = 10_000):
-        if not self.wanted("import_"):
+        if not self.wants_group("import_"):
             return
         self.log(f"  firm ledger import ({n_rows} rows)")
         rule = self.find_rule(lambda r: r.rule.startswith("/imports") and "POST" in r.methods)
@@ -579,7 +583,7 @@ class Bench:
 
     # -- the mixed workload under gunicorn --------------------------------------------------------------------
     def run_mixed(self, clients: int = 8, seconds: float = 15.0, max_requests: int = 4000) -> None:
-        if not self.wanted("mixed_"):
+        if not self.wants_group("mixed_"):
             return
         self.log(f"  mixed read workload: gunicorn, {clients} clients, ≤{seconds:g} s / ≤{max_requests} requests")
         urls = [(role, u) for role, u in self.read_urls]

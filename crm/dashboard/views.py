@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user, login_required
 
@@ -61,10 +62,28 @@ def raw_value(value: Any) -> str:
     return str(value)
 
 
+def records_href(metric: str, args: dict[str, str]) -> str:
+    """The URL of a number's records, as ``url_for("dashboard.records", metric=..., **args)`` would build it.
+
+    The dashboard links thousands of numbers (every breakdown cell), mostly with the same few filter sets: the
+    path is resolved once per request and each filter set's query string encoded once (url_for and urlencode for
+    every cell were most of a cached page's time). Metric keys are plain identifiers and need no encoding.
+    """
+    cache = g.get("dashboard_records_hrefs")
+    if cache is None:
+        cache = g.dashboard_records_hrefs = {None: url_for("dashboard.records")}
+    key = tuple(args.items())
+    query = cache.get(key)
+    if query is None:
+        query = cache[key] = urlencode(args)
+    return f"{cache[None]}?metric={metric}&{query}" if query else f"{cache[None]}?metric={metric}"
+
+
 @bp.context_processor
 def _helpers():
     return {"metric_def": METRIC_BY_KEY, "format_metric": format_metric, "raw_value": raw_value,
-            "dimension_labels": DIMENSION_LABELS, "NONE_KEY": NONE_KEY, "stage_label": stage_label}
+            "dimension_labels": DIMENSION_LABELS, "NONE_KEY": NONE_KEY, "stage_label": stage_label,
+            "records_href": records_href}
 
 
 STAGE_LABELS = {
