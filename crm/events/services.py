@@ -782,12 +782,16 @@ def build_attendee_export(event: Event, user, columns: Iterable[str], flt: Expor
 
 
 def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
-    """The columns to select (only those the chosen keys need) and, per key, where its value comes from:
-    ``("seq", None)``, ``("const", key)`` or ``(index in the result row, transform or None)``."""
+    """The columns to select (only those the chosen keys need, in the order of the keys) and the plan of the
+    rows: ``(size, seq_at, consts, transforms)`` — the row length, where the sequence number goes (or None),
+    ``(position, key)`` of the event's constants and ``(position, function)`` of the values that need one."""
     from crm.core.models import Industry
 
+    def raw(column):  # an enum's stored value as plain text: no Enum object per cell, one dict look-up
+        return sa.type_coerce(column, sa.String())
+
     def label(labels):
-        return lambda v: labels.get(v.value, v.value)
+        return lambda v: labels.get(v, v) if v is not None else ""
 
     sources = {
         "firm_name": (Firm.name, None), "credit_code": (Firm.credit_code, None),
@@ -796,43 +800,52 @@ def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
         "mobile": (Registration.mobile, None if full else mask_mobile),
         "need_summary": (Registration.need_summary, None),
         "preferred_bank": (Registration.preferred_bank_id, lambda v: banks.get(v, "") if v else ""),
-        "source": (Registration.source, label(SOURCE_LABELS)), "status": (Registration.status, label(STATUS_LABELS)),
+        "source": (raw(Registration.source), label(SOURCE_LABELS)),
+        "status": (raw(Registration.status), label(STATUS_LABELS)),
         "registered_at": (Registration.created_at, None), "checked_in_at": (Registration.checked_in_at, None),
-        "checkin_method": (Registration.checkin_method, lambda v: METHOD_LABELS.get(v.value, "") if v else ""),
+        "checkin_method": (raw(Registration.checkin_method), label(METHOD_LABELS)),
         "absence_reason": (Registration.absence_reason, None), "remarks": (Registration.remarks, None),
     }
-    columns, plan = [], []
-    for key in keys:
+    columns, seq_at, consts, transforms = [], None, [], []
+    for pos, key in enumerate(keys):
         if key == "seq":
-            plan.append(("seq", None))
+            seq_at = pos
         elif key in ("event_code", "event_date"):
-            plan.append(("const", key))
+            consts.append((pos, key))
         else:
             column, transform = sources[key]
-            plan.append((len(columns), transform))
             columns.append(column)
+            if transform is not None:
+                transforms.append((pos, transform))
     if not columns:
         columns.append(Registration.id)
-    return columns, plan
+    return columns, (len(keys), seq_at, consts, transforms)
 
 
-def _export_rows(stmt, scope, plan: list[tuple], constants: dict):
+def _export_rows(stmt, scope, plan: tuple, constants: dict):
     """Export tuples from ``stmt``, run when the first row is asked for and fetched a few thousand at a time.
 
     The response streams after the view has returned (and its request teardown has reset the tenant scope), so
     the query runs under the ``scope`` captured when the export was built, on the session of the context that
     :func:`flask.stream_with_context` pushes again. Uses no ORM object and no ``current_user``.
     """
+    size, seq_at, consts, transforms = plan
+    #: values that are not columns, by ascending position: inserted in that order, each lands where its key is
+    inserts = sorted(([(seq_at, None)] if seq_at is not None else []) + [(pos, constants[k]) for pos, k in consts])
     with scoped(scope):
         result = db.session.execute(stmt.execution_options(yield_per=_EXPORT_YIELD_PER))
         try:
-            if all(isinstance(where, int) and how is None for where, how in plan):
+            if not inserts and not transforms:
                 for r in result:  # plain columns in order: the row is the export row
                     yield tuple(r)
                 return
             for seq, r in enumerate(result, 1):
-                yield tuple(seq if where == "seq" else constants[how] if where == "const"
-                            else (r[where] if how is None else how(r[where])) for where, how in plan)
+                row = list(r)
+                for pos, value in inserts:
+                    row.insert(pos, seq if pos == seq_at else value)
+                for pos, fn in transforms:
+                    row[pos] = fn(row[pos])
+                yield tuple(row[:size])
         finally:
             result.close()
 
