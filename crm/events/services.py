@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from crm.core import audit
+from crm.core import audit, spreadsheets
 from crm.core.db import utcnow
 from crm.core.edits import DomainError, StaleEditError
 from crm.core.scoping import current_scope, scoped
@@ -781,6 +781,19 @@ def build_attendee_export(event: Event, user, columns: Iterable[str], flt: Expor
     return AttendeeExport(headers, _export_rows(stmt, current_scope(), plan, constants), full, stem)
 
 
+_UTC_TO_EXPORT = spreadsheets.DEFAULT_TZ.utcoffset(None)  # the exports' fixed offset (UTC+8)
+
+
+def _export_local_time(value: Optional[datetime]) -> Optional[datetime]:
+    """A stored UTC instant as the naive local time the spreadsheets write (what they would do to an aware
+    value, :data:`crm.core.spreadsheets.DEFAULT_TZ`): SQLite gives it naive in UTC, PostgreSQL aware."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value + _UTC_TO_EXPORT
+    return value.astimezone(spreadsheets.DEFAULT_TZ).replace(tzinfo=None)
+
+
 def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
     """The columns to select (only those the chosen keys need, in the order of the keys) and the plan of the
     rows: ``(size, seq_at, consts, transforms)`` — the row length, where the sequence number goes (or None),
@@ -789,6 +802,9 @@ def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
 
     def raw(column):  # an enum's stored value as plain text: no Enum object per cell, one dict look-up
         return sa.type_coerce(column, sa.String())
+
+    def local_time(column):  # a UTC timestamp read plainly and moved to the export's local time in one step
+        return sa.type_coerce(column, sa.DateTime(timezone=True))
 
     def label(labels):
         return lambda v: labels.get(v, v) if v is not None else ""
@@ -802,7 +818,8 @@ def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
         "preferred_bank": (Registration.preferred_bank_id, lambda v: banks.get(v, "") if v else ""),
         "source": (raw(Registration.source), label(SOURCE_LABELS)),
         "status": (raw(Registration.status), label(STATUS_LABELS)),
-        "registered_at": (Registration.created_at, None), "checked_in_at": (Registration.checked_in_at, None),
+        "registered_at": (local_time(Registration.created_at), _export_local_time),
+        "checked_in_at": (local_time(Registration.checked_in_at), _export_local_time),
         "checkin_method": (raw(Registration.checkin_method), label(METHOD_LABELS)),
         "absence_reason": (Registration.absence_reason, None), "remarks": (Registration.remarks, None),
     }
