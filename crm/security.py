@@ -25,6 +25,7 @@ PUBLIC_ENDPOINTS: dict[str, str] = {
     "auth.set_language": "the language switch on the sign-in page (POST with CSRF; stores only the locale)",
     "static": "CSS, JS, fonts and images",
     "main.healthz": "liveness probe for the load balancer; answers {'status': 'ok'} and nothing else",
+    "main.readyz": "readiness probe: {'status': 'ok'} or 503 {'status': 'unavailable'}; the reason only in the log",
     "main.favicon": "the browser's icon request",
     "api.openapi": "the API description (no data)",
     "api.docs": "the API description rendered for people (no data)",
@@ -211,7 +212,8 @@ def register(app: Flask) -> None:
 
     @app.before_request
     def _scope_request():
-        if app.config.get("FORCE_HTTPS") and not request.is_secure and request.endpoint != "main.healthz":
+        probe = request.endpoint in ("main.healthz", "main.readyz")  # load balancers probe over plain HTTP
+        if app.config.get("FORCE_HTTPS") and not request.is_secure and not probe:
             return redirect(request.url.replace("http://", "https://", 1), code=308)
         expired = _enforce_session_age()
         g._scope_token = scoping.set_scope(scoping.scope_for(current_user))

@@ -19,6 +19,40 @@ def healthz():
     return jsonify(status="ok")
 
 
+@bp.route("/readyz")
+def readyz():
+    """Readiness: the database answers and the rate-limit storage (Redis in production) is reachable.
+
+    503 ``{"status": "unavailable"}`` otherwise, so a load balancer stops sending requests to a server that could
+    only answer 500s; the reason goes to the log, never into the answer (it reveals nothing, like /healthz).
+    """
+    import sqlalchemy as sa
+    from flask import current_app
+
+    from crm.extensions import db, limiter
+
+    failed = []
+    try:
+        db.session.execute(sa.text("SELECT 1")).scalar_one()
+    except Exception:  # any driver or connection error means "not ready"
+        current_app.logger.exception("readiness: the database does not answer")
+        failed.append("database")
+    finally:
+        db.session.rollback()
+    if current_app.config.get("RATELIMIT_ENABLED", True):  # without limits there is no storage to reach
+        try:
+            ok = limiter.storage.check()
+        except Exception:
+            current_app.logger.exception("readiness: the rate-limit storage check raised")
+            ok = False
+        if not ok:
+            current_app.logger.error("readiness: the rate-limit storage is unreachable")
+            failed.append("rate-limit storage")
+    if failed:
+        return jsonify(status="unavailable"), 503
+    return jsonify(status="ok")
+
+
 @bp.route("/favicon.ico")
 def favicon():
     """Browsers ask for it on every page; serve the app icon (read once, no open file per request)."""
