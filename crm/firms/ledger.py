@@ -15,7 +15,6 @@ from typing import Any, Optional
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.core import audit
@@ -229,11 +228,6 @@ def apply(parsed: FirmRow, ctx: ImportContext) -> str:
     return outcome
 
 
-#: INSERT ... ON CONFLICT DO NOTHING of each supported engine: an account another request created meanwhile
-#: is left alone (and not audited twice), as in :func:`crm.firms.services.ensure_account`
-_INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
 def prefetch(values: list[dict], ctx: ImportContext) -> None:
     """Read the code lists and every firm of the file (one ``IN`` query per chunk of credit codes)."""
     _refs(ctx)
@@ -241,12 +235,11 @@ def prefetch(values: list[dict], ctx: ImportContext) -> None:
 
 
 def _firms_of(rows: list[FirmRow], ctx: ImportContext) -> dict[str, Firm]:
-    known = ctx.cache.get("firms")
-    if known is None:  # apply_batch without prefetch (a caller of the ledger's functions): look them up now
-        known = ctx.cache["firms"] = {}
-        for firm in db.session.scalars(sa.select(Firm).where(Firm.credit_code.in_([r.credit_code for r in rows]))):
-            known[firm.credit_code] = firm
-    return known
+    if not ctx.cache.get("firms_complete"):  # apply_batch without prefetch (a caller of the ledger's functions)
+        known = ctx.cache.get("firms", {})
+        ctx.prefetch_firms(({"credit_code": r.credit_code} for r in rows if r.credit_code not in known),
+                           whole_file=False)
+    return ctx.cache["firms"]
 
 
 def apply_batch(rows: list[FirmRow], ctx: ImportContext) -> list:
@@ -326,9 +319,10 @@ def apply_batch(rows: list[FirmRow], ctx: ImportContext) -> list:
             if firm.id not in with_account:
                 wanted[firm.id] = i
         if wanted:
-            insert = _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(FirmAccount)).dialect.name]
+            # an account another request created meanwhile is left alone (and not audited twice), as in
+            # services.ensure_account
             created = [fid for (fid,) in db.session.execute(
-                insert(FirmAccount)
+                services.insert_or_ignore(FirmAccount)
                 .on_conflict_do_nothing(index_elements=[FirmAccount.bank_id, FirmAccount.firm_id])
                 .returning(FirmAccount.firm_id),
                 [{"firm_id": fid, "bank_id": ctx.bank_id, "owner_id": getattr(owner, "id", None),

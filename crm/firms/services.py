@@ -158,8 +158,13 @@ def update_firm(firm: Firm, data: Mapping[str, Any], *, user: Optional[User], ve
     return True
 
 
-#: INSERT ... ON CONFLICT DO NOTHING of each supported engine (both accept the same clause)
+#: the INSERT of each supported engine that takes ``ON CONFLICT ... DO NOTHING`` (both accept the same clause)
 _INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_or_ignore(model):
+    """``INSERT INTO model`` in the engine's dialect, ready for ``.on_conflict_do_nothing(...)``."""
+    return _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(model)).dialect.name](model)
 
 
 def _find_account(firm_id: int, bank_id: int) -> Optional[FirmAccount]:
@@ -182,9 +187,8 @@ def ensure_account(firm: Firm, bank_id: int, *, user: Optional[User] = None, own
         return account
     if owner is not None and branch_id is None and owner.org is not None and owner.org.is_branch:
         branch_id = owner.org_id
-    insert = _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(FirmAccount)).dialect.name]
     created_id = db.session.execute(
-        insert(FirmAccount)
+        insert_or_ignore(FirmAccount)
         .values(firm_id=firm.id, bank_id=bank_id, owner_id=getattr(owner, "id", None), branch_id=branch_id)
         .on_conflict_do_nothing(index_elements=[FirmAccount.bank_id, FirmAccount.firm_id])
         .returning(FirmAccount.id)

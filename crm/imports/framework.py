@@ -107,8 +107,12 @@ class ImportContext:
     def bank_id(self) -> Optional[int]:
         return getattr(self.user, "bank_id", None)
 
-    def prefetch_firms(self, values: Iterable[Mapping[str, Any]], key: str = "credit_code") -> dict:
-        """Read every firm the file names by credit code (one ``IN`` query per chunk), for :meth:`firm`."""
+    def prefetch_firms(self, values: Iterable[Mapping[str, Any]], key: str = "credit_code", *,
+                       whole_file: bool = True) -> dict:
+        """Read every firm the file names by credit code (one ``IN`` query per chunk), for :meth:`firm`.
+
+        ``whole_file=False`` reads the firms of some rows only (a ledger called without the framework's prefetch):
+        a code missing from the cache then still means "look it up", not "no such firm"."""
         import sqlalchemy as sa
 
         from crm.core.validators import ValidationError, normalize_credit_code
@@ -128,7 +132,8 @@ class ImportContext:
         for batch in chunked(sorted(codes)):
             for firm in db.session.scalars(sa.select(Firm).where(Firm.credit_code.in_(batch))):
                 firms[firm.credit_code] = firm
-        self.cache["firms_complete"] = True
+        if whole_file:
+            self.cache["firms_complete"] = True
         return firms
 
     def prefetch_users(self, usernames: Iterable[str]) -> dict:

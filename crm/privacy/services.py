@@ -38,7 +38,7 @@ from crm.core.models import VisitMode
 from crm.core.spreadsheets import Sheet
 from crm.core.validators import mask_mobile
 from crm.events.models import Event, Registration, event_organiser
-from crm.events.services import user_org_ids
+from crm.events.services import STATUS_LABELS, user_org_ids
 from crm.extensions import db
 from crm.firms.models import Contact, Firm
 from crm.firms.services import contact_org_id
@@ -53,7 +53,6 @@ CONTACT_HEADERS = ["企业名称", "姓名", "职务", "手机号码", "电子�
 REGISTRATION_HEADERS = ["活动名称", "活动日期", "企业名称", "姓名", "职务", "手机号码", "报名状态", "签到时间",
                         "同意时间"]
 VISIT_HEADERS = ["走访日期", "走访方式", "企业名称", "客户经理", "走访纪要"]
-REGISTRATION_STATUS_ZH = {"registered": "已报名", "confirmed": "已确认", "cancelled": "已取消"}
 
 
 @dataclass
@@ -127,7 +126,7 @@ def find_subject_records(user: User, mobile: str, name: str = "") -> SubjectReco
     for reg, title, held_on, firm_name in db.session.execute(reg_stmt):
         found.registrations.append(dict(zip(REGISTRATION_HEADERS, (
             title, held_on, firm_name, reg.person_name, reg.person_title, reg.mobile,
-            REGISTRATION_STATUS_ZH.get(reg.status.value, reg.status.value), reg.checked_in_at, reg.consent_at))))
+            STATUS_LABELS.get(reg.status.value, reg.status.value), reg.checked_in_at, reg.consent_at))))
 
     if contact_ids:
         visit_stmt = (
