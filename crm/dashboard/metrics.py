@@ -7,8 +7,9 @@ Public interface (everything else here is private):
   the requested breakdowns (``industry``, ``district``, ``street``, ``bank``, ``branch``, ``month``).
 - :func:`records_statement` / :func:`count_records`: the records behind a number, built from the very same
   statement the number aggregates, so a drill-down list always has as many rows as the number says.
-- :func:`set_backend`: a faster implementation (roll-ups, snapshots; issue 8) can replace :class:`SqlBackend`
-  behind the same interface; :class:`SqlBackend` stays as the reference the exactness test compares against.
+- :func:`set_backend`: a faster implementation can replace :class:`SqlBackend` behind the same interface (issue 8:
+  ``crm.dashboard.snapshots`` caches whole results, ``crm.dashboard.fastsql`` computes the misses with cheaper
+  statements); :class:`SqlBackend` stays as the reference the exactness tests compare them against.
 
 Access: every statement runs through the scoped session (``crm.core.scoping``), and when the viewer is a bank
 user the bank filter is also forced to their bank explicitly, so a total never includes a record the viewer
@@ -204,15 +205,21 @@ def _bank_org_ids(bank_id: int):
     return sa.select(Organisation.id).where(sa.or_(Organisation.id == bank_id, Organisation.parent_id == bank_id))
 
 
-def _visits_from(c: _Ctx, *cols) -> sa.Select:
-    """Visits logged (not deleted) in the window, by visit date."""
+def _visit_conds(c: _Ctx) -> list:
+    """Visits logged (not deleted) in the window, by visit date: the conditions on the visit row itself."""
     conds = [Visit.campaign_id == c.campaign_id, Visit.is_deleted.is_(False), Visit.visited_on >= c.start,
-             Visit.visited_on <= c.end, *_firm_conds(c), *_false_if_empty(c)]
+             Visit.visited_on <= c.end, *_false_if_empty(c)]
     if c.bank_id is not None:
         conds.append(Visit.bank_id == c.bank_id)
     if c.branch_id is not None:
         conds.append(Visit.branch_id == c.branch_id)
-    return sa.select(*cols).select_from(Visit).join(Firm, Firm.id == Visit.firm_id).where(*conds)
+    return conds
+
+
+def _visits_from(c: _Ctx, *cols) -> sa.Select:
+    """Visits logged (not deleted) in the window, by visit date, of firms passing the firm filters."""
+    return (sa.select(*cols).select_from(Visit).join(Firm, Firm.id == Visit.firm_id)
+            .where(*_visit_conds(c), *_firm_conds(c)))
 
 
 def _event_conds(c: _Ctx) -> list:
@@ -291,11 +298,11 @@ def _bank_user_conds(c: _Ctx) -> list:
     return conds
 
 
-def _staff_parts(c: _Ctx) -> list[tuple[sa.Select, Any, Any]]:
+def _staff_parts(c: _Ctx, visits_from=_visits_from) -> list[tuple[sa.Select, Any, Any]]:
     """(statement selecting user_id, date column, event id column or None) for each way of taking part."""
-    rm = (_visits_from(c, Visit.rm_id.label("user_id")).join(User, User.id == Visit.rm_id)
+    rm = (visits_from(c, Visit.rm_id.label("user_id")).join(User, User.id == Visit.rm_id)
           .where(*_bank_user_conds(c)))
-    companion = (_visits_from(c, visit_companion.c.user_id.label("user_id"))
+    companion = (visits_from(c, visit_companion.c.user_id.label("user_id"))
                  .join(visit_companion, visit_companion.c.visit_id == Visit.id)
                  .join(User, User.id == visit_companion.c.user_id).where(*_bank_user_conds(c)))
     staff = (_events_from(c, event_staff.c.user_id.label("user_id"))
@@ -405,6 +412,10 @@ def keys_for_dimension(dim: Optional[str]) -> tuple[str, ...]:
 class SqlBackend:
     """Grouped aggregate queries on the raw records: about ten statements per breakdown, none per row."""
 
+    #: how the families select visits and attendances (crm.dashboard.fastsql overrides them)
+    visits_from = staticmethod(_visits_from)
+    attendances_from = staticmethod(_attendances_from)
+
     def aggregate(self, c: _Ctx, dim: Optional[str]) -> dict[Optional[str], dict[str, Any]]:
         out: dict[Optional[str], dict[str, Any]] = {}
 
@@ -420,14 +431,14 @@ class SqlBackend:
 
     def _visits(self, c, dim):
         need_firm = sa.case((Visit.need_amount_fen > 0, Visit.firm_id), else_=sa.null())
-        stmt = _visits_from(c, sa.func.count(Visit.id), sa.func.count(sa.distinct(Visit.firm_id)),
-                            sa.func.count(sa.distinct(need_firm)))
+        stmt = self.visits_from(c, sa.func.count(Visit.id), sa.func.count(sa.distinct(Visit.firm_id)),
+                                sa.func.count(sa.distinct(need_firm)))
         stmt, g = _group(stmt, dim, date_col=Visit.visited_on, bank_col=Visit.bank_id, branch_col=Visit.branch_id)
         return [({"visits": r[0], "firms_visited": r[1], "firms_with_need": r[2]}, *r[3:])
                 for r in _grouped_rows(stmt, g)]
 
     def _attendances(self, c, dim):
-        stmt = _attendances_from(c, Registration.event_id, Registration.firm_id)
+        stmt = self.attendances_from(c, Registration.event_id, Registration.firm_id)
         stmt, g = _group(stmt, dim, date_col=Event.held_on, event_col=Event.id)
         if g is not None:
             stmt = stmt.add_columns(g.label("g"))
@@ -440,14 +451,14 @@ class SqlBackend:
     def _reached(self, c, dim):
         parts = []
         for stmt, date_col, event_col, bank_col, branch_col in (
-            (_visits_from(c, Visit.firm_id.label("firm_id")), Visit.visited_on, None, Visit.bank_id,
+            (self.visits_from(c, Visit.firm_id.label("firm_id")), Visit.visited_on, None, Visit.bank_id,
              Visit.branch_id),
-            (_attendances_from(c, Registration.firm_id.label("firm_id")), Event.held_on, Event.id, None, None),
+            (self.attendances_from(c, Registration.firm_id.label("firm_id")), Event.held_on, Event.id, None, None),
         ):
             stmt, g = _group(stmt, dim, date_col=date_col, event_col=event_col, bank_col=bank_col,
                              branch_col=branch_col)
             parts.append(stmt.add_columns(g.label("g")) if g is not None else stmt)
-        u = sa.union(*parts).subquery()
+        u = sa.union_all(*parts).subquery()  # the outer COUNT(DISTINCT) removes the repeats
         if dim is None:
             outer = sa.select(sa.func.count(sa.distinct(u.c.firm_id)))
         else:
@@ -463,7 +474,7 @@ class SqlBackend:
     def _staff(self, c, dim):
         """Distinct bank users; per bank, the bank's own users in the bank's records; per branch, the branch's records."""
         parts = []
-        for stmt, date_col, event_col in _staff_parts(c):
+        for stmt, date_col, event_col in _staff_parts(c, self.visits_from):
             g = None
             if dim == "month":
                 g = _month(date_col)
@@ -479,7 +490,7 @@ class SqlBackend:
                 m = _event_branch_map()
                 stmt, g = stmt.outerjoin(m, m.c.event_id == event_col), m.c.branch_id
             parts.append(stmt.add_columns(g.label("g")) if g is not None else stmt)
-        u = sa.union(*parts).subquery()
+        u = sa.union_all(*parts).subquery()  # the outer COUNT(DISTINCT) removes the repeats
         if dim is None:
             outer = sa.select(sa.func.count(sa.distinct(u.c.user_id)))
         else:

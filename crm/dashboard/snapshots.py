@@ -30,7 +30,8 @@ committing in the same instant rarely even touch the same row. One row per trans
 per-campaign version was rejected: firms, reference data, users and organisations feed every campaign, and
 the importers' bulk statements do not say which campaign they touch, so they would have to bump all of them.
 
-The reference :class:`~crm.dashboard.metrics.SqlBackend` computes every miss, unchanged.
+Every miss is computed by :class:`~crm.dashboard.fastsql.FastSqlBackend`: the reference
+:class:`~crm.dashboard.metrics.SqlBackend`'s numbers from cheaper statements.
 """
 from __future__ import annotations
 
@@ -259,9 +260,9 @@ class SnapshotBackend:
     """Serves whole results from snapshots filed under the database's write version; misses go to ``inner``."""
 
     def __init__(self, inner=None, max_entries: int = 512):
-        from crm.dashboard.metrics import SqlBackend
+        from crm.dashboard.fastsql import FastSqlBackend
 
-        self.inner = inner if inner is not None else SqlBackend()
+        self.inner = inner if inner is not None else FastSqlBackend()
         self.max_entries = max_entries
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._newest: dict[str, int] = {}
@@ -332,12 +333,14 @@ class SnapshotBackend:
 
 
 def install(app) -> None:
-    """Make the snapshot backend the dashboard's (config ``DASHBOARD_SNAPSHOTS``, on by default)."""
-    from crm.dashboard.metrics import SqlBackend, get_backend, set_backend
+    """Make the snapshot backend the dashboard's (config ``DASHBOARD_SNAPSHOTS``, on by default); without
+    snapshots every view computes with :class:`~crm.dashboard.fastsql.FastSqlBackend`."""
+    from crm.dashboard.fastsql import FastSqlBackend
+    from crm.dashboard.metrics import get_backend, set_backend
 
     current = get_backend()
     if app.config.get("DASHBOARD_SNAPSHOTS", True):
         if not isinstance(current, SnapshotBackend):
             set_backend(SnapshotBackend())
-    elif isinstance(current, SnapshotBackend):
-        set_backend(SqlBackend())
+    elif type(current) is not FastSqlBackend:
+        set_backend(FastSqlBackend())

@@ -177,7 +177,8 @@ class Registration(TimestampMixin, VersionMixin, db.Model):
             "(checked_in_at IS NULL AND checkin_method IS NULL) OR (checked_in_at IS NOT NULL AND checkin_method IS NOT NULL)",
             name="checkin_complete",
         ),
-        sa.Index("ix_registration_event_firm", "event_id", "firm_id"),
+        # an event's firms and whether they came (the dashboard's attendances read only this index); 0010
+        sa.Index("ix_registration_event_firm_checked_in", "event_id", "firm_id", "checked_in_at"),
     )
 
     @classmethod
