@@ -286,8 +286,12 @@ class WriteSpy:
         event.remove(self.engine, "commit", self._commit)
         event.remove(self.engine, "rollback", self._rollback)
 
+    #: tables that hold no record, only a cache any reader may fill (the dashboard's shared snapshots)
+    CACHES = frozenset({"dashboard_snapshot"})
+
     def committed(self, ignore: Iterable[str] = ()) -> list[tuple[str, str]]:
-        skip = set(ignore)
+        """Committed writes to record tables (caches are never records), less the tables in ``ignore``."""
+        skip = set(ignore) | self.CACHES
         return [w for w in self.writes if w[1] not in skip]
 
     def reset(self) -> None:

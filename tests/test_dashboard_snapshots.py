@@ -423,3 +423,107 @@ def test_fast_sql_equals_the_reference_for_every_breakdown(site):
                 assert _plain(got) == _plain(expected), (f, scope)
                 nonzero += bool(expected.totals["visits"] and expected.totals["firm_attendances"])
     assert nonzero >= 10  # the filters did select records to count
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The shared store: what one worker computed, every other worker reads
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _statements_during(fn):
+    seen = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        return fn(), seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+
+
+def test_a_snapshot_computed_by_one_worker_is_served_to_another_from_the_shared_store(site):
+    facts = _facts()
+    worker_a, worker_b = snapshots.SnapshotBackend(), snapshots.SnapshotBackend()
+    rng = random.Random(11)
+    filters = [MetricFilter(facts["campaigns"][-1].id)]
+    while len(filters) < 2:
+        f = random_filter(rng, facts)
+        if f.bank_id is not None and f not in filters:
+            filters.append(f)
+    bureau = scope_for(facts["bureau"])
+    for f in filters:
+        with scoped(bureau):
+            computed = compute_metrics(f, DIMENSIONS, backend=worker_a)
+            served, sql = _statements_during(lambda: compute_metrics(f, DIMENSIONS, backend=worker_b))
+            # a subset of breakdowns is served from the full result worker A filed
+            month_only = compute_metrics(f, ("month",), backend=snapshots.SnapshotBackend())
+            expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)
+        assert _plain(computed) == _plain(served) == _plain(expected)
+        assert month_only.breakdowns == {"month": expected.breakdowns["month"]}
+        assert not any("visit" in s for s in sql), sql  # nothing was computed: version, store, campaign
+    assert (worker_a.stats["misses"], worker_b.stats["shared_hits"], worker_b.stats["misses"]) == (2, 2, 0)
+    assert worker_b.stats["hits"] == 0
+    # served from worker B's memory from now on
+    with scoped(bureau):
+        compute_metrics(filters[0], DIMENSIONS, backend=worker_b)
+    assert worker_b.stats["hits"] == 1
+
+    # after a write, the stored rows are of an older version: worker B computes, and the store keeps the newest only
+    _service_writes(rng, facts, facts["banks"][0].id)
+    with scoped(bureau):
+        fresh = compute_metrics(filters[0], DIMENSIONS, backend=worker_b)
+        assert _plain(fresh) == _plain(compute_metrics(filters[0], DIMENSIONS, backend=REFERENCE))
+    assert worker_b.stats["misses"] == 1
+    version = snapshots.read_write_version(db.session.connection())
+    assert set(db.session.scalars(sa.select(snapshots.snapshot_store.c.version))) == {version}
+
+
+def test_the_shared_store_never_serves_one_bank_what_another_bank_or_the_bureau_sees(site):
+    facts = _facts()
+    a, b = facts["banks"][0], facts["banks"][1]
+    f = MetricFilter(facts["campaigns"][-1].id)
+    worker_a, worker_b = snapshots.SnapshotBackend(), snapshots.SnapshotBackend()
+    with scoped(scope_for(facts["bureau"])):
+        compute_metrics(f, DIMENSIONS, backend=worker_a)
+    with scoped(scope_for(facts["bank_users"][a.id][0])):
+        compute_metrics(f, DIMENSIONS, backend=worker_a)
+    with scoped(scope_for(facts["bank_users"][b.id][0])):
+        got = compute_metrics(f, DIMENSIONS, backend=worker_b)
+        expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)
+    assert worker_b.stats["shared_hits"] == 0 and worker_b.stats["misses"] == 1
+    assert _plain(got) == _plain(expected)
+    assert set(got.breakdowns["bank"]) <= {str(b.id)}
+
+
+def test_filing_a_snapshot_does_not_move_the_write_version(site):
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    before = snapshots.read_write_version(db.session.connection())
+    db.session.rollback()
+    with scoped(scope_for(facts["bureau"])):
+        compute_metrics(f, DIMENSIONS, backend=snapshots.SnapshotBackend())
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(snapshots.snapshot_store)) == 1
+    assert snapshots.read_write_version(db.session.connection()) == before
+
+
+def test_a_busy_database_skips_sharing_and_still_answers(site, db_url):
+    """SQLite: another connection holds the write lock; the view is computed and answered, the row not filed."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the write lock is SQLite's")
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    worker = snapshots.SnapshotBackend()
+    blocker = sa.create_engine(db_url)
+    with blocker.connect() as other:
+        other.exec_driver_sql("BEGIN IMMEDIATE")
+        with scoped(scope_for(facts["bureau"])):
+            got = compute_metrics(f, DIMENSIONS, backend=worker)
+            expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)
+        other.exec_driver_sql("ROLLBACK")
+    blocker.dispose()
+    assert _plain(got) == _plain(expected)
+    assert worker.stats["shared_skipped"] == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(snapshots.snapshot_store)) == 0

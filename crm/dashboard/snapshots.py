@@ -19,6 +19,12 @@ How it stays exact
   calls :func:`bump_write_version` afterwards.
 * **A transaction that has written and not yet committed** never reads or fills the cache: it computes directly,
   since its own uncommitted rows are in what it sees.
+* **Shared by every worker and server**: a computed snapshot is also written to table ``dashboard_snapshot`` (one
+  row per key: viewer scope, language, filter, breakdowns; only the newest version is kept), so a worker that
+  misses in memory reads what another worker computed at the same version instead of computing it again. Gunicorn
+  recycles workers (``max_requests``) and runs several: without this, each of them paid every miss itself. The
+  row is written through its own short transaction, so the viewer's request never waits long for it; when the
+  database is busy the write is skipped (the snapshot stays in this worker's memory).
 
 Why slots bumped at commit instead of one counter row (PostgreSQL write contention)
 ------------------------------------------------------------------------------------
@@ -35,15 +41,23 @@ Every miss is computed by :class:`~crm.dashboard.fastsql.FastSqlBackend`: the re
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 import random
 import re
 import threading
 from collections import OrderedDict
+from datetime import date
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
@@ -51,11 +65,14 @@ from crm.core.db import Base
 from crm.core.scoping import current_scope
 
 __all__ = [
-    "SLOTS", "IGNORED_TABLES", "SnapshotBackend", "write_version", "read_write_version", "bump_write_version",
-    "install",
+    "SLOTS", "IGNORED_TABLES", "SnapshotBackend", "write_version", "snapshot_store", "read_write_version",
+    "bump_write_version", "install",
 ]
 
+log = logging.getLogger(__name__)
+
 VERSION_TABLE = "dashboard_write_version"
+STORE_TABLE = "dashboard_snapshot"
 #: counter rows; a committing writer picks one at random (see the module docstring)
 SLOTS = 16
 
@@ -65,9 +82,17 @@ write_version = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False, server_default="0"),
 )
 
+#: the shared store (see "The shared store" below): one row per snapshot key, the newest version only
+snapshot_store = sa.Table(
+    STORE_TABLE, Base.metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+)
+
 #: tables no dashboard number reads: writes to them never invalidate (every other table does)
 IGNORED_TABLES = frozenset({
-    VERSION_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact", "export_column_set",
+    VERSION_TABLE, STORE_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact", "export_column_set",
 })
 #: tables of which only some columns matter: an UPDATE that sets none of these does not invalidate
 #: (signing in updates ``user.last_login_at``; staff counts read ``user.bank_id`` only)
@@ -148,27 +173,30 @@ _classify_cached = lru_cache(maxsize=2048)(_classify)  # the same few hundred st
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _has_version_table(dbapi_connection, dialect_name: str, info: dict) -> bool:
-    if info.get(_HAS_TABLE) == _schema_generation:
+def _has_table(dbapi_connection, dialect_name: str, info: dict, table: str = "") -> bool:
+    """Whether ``table`` (default: the version table) exists, remembered per connection and schema generation."""
+    table = table or VERSION_TABLE
+    marker = (_HAS_TABLE, table)
+    if info.get(marker) == _schema_generation:
         return True
     cur = dbapi_connection.cursor()
     try:
         if dialect_name == "sqlite":
-            cur.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'")
+            cur.execute(f"SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '{table}'")
             found = cur.fetchone() is not None
         else:
-            cur.execute(f"SELECT to_regclass('{VERSION_TABLE}') IS NOT NULL")
+            cur.execute(f"SELECT to_regclass('{table}') IS NOT NULL")
             found = bool(cur.fetchone()[0])
     finally:
         cur.close()
     if found:
-        info[_HAS_TABLE] = _schema_generation
+        info[marker] = _schema_generation
     return found
 
 
 def _bump(dbapi_connection, dialect_name: str, info: dict) -> None:
     """Add one to a random slot through the raw DBAPI connection (inside its open transaction)."""
-    if not _has_version_table(dbapi_connection, dialect_name, info):
+    if not _has_table(dbapi_connection, dialect_name, info):
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
     slot = random.randrange(SLOTS)
     cur = dbapi_connection.cursor()
@@ -226,7 +254,7 @@ def bump_write_version(bind) -> None:
 
 def read_write_version(conn: sa.Connection) -> Optional[int]:
     """The committed write version this connection sees, or None without the table (database before 0008)."""
-    if not _has_version_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info):
+    if not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info):
         return None
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(write_version.c.n), 0))).scalar_one())
 
@@ -239,7 +267,7 @@ def transaction_has_written(session) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The backend
+# Copies of results
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -256,18 +284,111 @@ def _copy_result(result, campaign, dims: Optional[tuple] = None):
         {dim: dict(result.codes[dim]) for dim in dims if dim in result.codes})
 
 
-class SnapshotBackend:
-    """Serves whole results from snapshots filed under the database's write version; misses go to ``inner``."""
+# ---------------------------------------------------------------------------------------------------------
+# The shared store: snapshots as JSON rows every worker reads
+# ---------------------------------------------------------------------------------------------------------
 
-    def __init__(self, inner=None, max_entries: int = 512):
+
+def _to_json(value):
+    if isinstance(value, Decimal):
+        return {"$decimal": format(value, "f")}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    raise TypeError(f"{type(value).__name__} in a dashboard snapshot")
+
+
+def _from_json(obj: dict):
+    if len(obj) == 1:
+        if "$decimal" in obj:
+            return Decimal(obj["$decimal"])
+        if "$date" in obj:
+            return date.fromisoformat(obj["$date"])
+    return obj
+
+
+def encode_result(result) -> str:
+    """A result as JSON text (exact: Decimals and dates tagged; dict order kept)."""
+    return json.dumps({"window": [result.window_from, result.window_to], "totals": result.totals,
+                       "breakdowns": result.breakdowns, "labels": result.labels, "meta": result.meta,
+                       "codes": result.codes}, default=_to_json, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_result(payload: str, f, campaign):
+    """The result :func:`encode_result` wrote, for filter ``f`` and ``campaign``."""
+    from crm.dashboard.metrics import MetricsResult
+
+    doc = json.loads(payload, object_hook=_from_json)
+    return MetricsResult(f, campaign, doc["window"][0], doc["window"][1], doc["totals"], doc["breakdowns"],
+                         doc["labels"], doc["meta"], doc["codes"])
+
+
+def _store_key(key: tuple) -> str:
+    """The shared store's key of a memory key (database, version, bank, all banks, language, filter, dims):
+    everything but the database and the version, which is a column of its own."""
+    _database, _version, bank_id, all_banks, zh, f, dims = key
+    return hashlib.sha256(repr((bank_id, all_banks, zh, dataclasses.astuple(f), dims)).encode()).hexdigest()
+
+
+def _load_shared(conn: sa.Connection, version: int, keys: list[str]) -> Optional[tuple[str, str]]:
+    """(key, payload) of the first of ``keys`` stored at ``version``, through the viewer's own connection."""
+    if not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info, STORE_TABLE):
+        return None
+    t = snapshot_store
+    rows = dict(conn.execute(sa.select(t.c.key, t.c.payload).where(t.c.key.in_(keys), t.c.version == version)).all())
+    return next(((k, rows[k]) for k in keys if k in rows), None)
+
+
+def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
+    """Write a snapshot row in a transaction of its own; drop rows of older versions. False when skipped."""
+    t = snapshot_store
+    try:
+        with engine.begin() as conn:
+            dbapi = conn.connection.dbapi_connection
+            sqlite = conn.dialect.name == "sqlite"
+            if not _has_table(dbapi, conn.dialect.name, conn.info, STORE_TABLE):
+                return False
+            cur, previous = dbapi.cursor(), None
+            try:  # wait for a busy writer a moment, not the usual ten seconds
+                if sqlite:
+                    cur.execute("PRAGMA busy_timeout")
+                    previous = int(cur.fetchone()[0])
+                    cur.execute("PRAGMA busy_timeout = 250")
+                else:
+                    cur.execute("SET LOCAL lock_timeout = '250ms'")
+                conn.execute(sa.delete(t).where(t.c.version < version))
+                stmt = (sqlite_insert if sqlite else pg_insert)(t).values(key=key, version=version, payload=payload)
+                conn.execute(stmt.on_conflict_do_update(
+                    index_elements=[t.c.key], set_={"version": stmt.excluded.version, "payload": stmt.excluded.payload},
+                    where=t.c.version < stmt.excluded.version))
+            finally:
+                if previous is not None:
+                    cur.execute(f"PRAGMA busy_timeout = {previous:d}")
+                cur.close()
+        return True
+    except sa.exc.DBAPIError as exc:  # busy or locked: the snapshot stays in this worker's memory only
+        log.warning("dashboard snapshot not shared (%s)", type(exc.orig).__name__)
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The backend
+# ---------------------------------------------------------------------------------------------------------
+
+
+class SnapshotBackend:
+    """Serves whole results from snapshots filed under the database's write version: from this worker's memory,
+    else from the shared store; misses go to ``inner`` and are filed in both."""
+
+    def __init__(self, inner=None, max_entries: int = 512, shared: bool = True):
         from crm.dashboard.fastsql import FastSqlBackend
 
         self.inner = inner if inner is not None else FastSqlBackend()
         self.max_entries = max_entries
+        self.shared = shared
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._newest: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.stats = {"hits": 0, "misses": 0, "bypassed": 0}
+        self.stats = {"hits": 0, "shared_hits": 0, "misses": 0, "bypassed": 0, "shared_skipped": 0}
 
     # the MetricsBackend protocol, for anyone aggregating directly
     def aggregate(self, ctx, dim):
@@ -297,9 +418,18 @@ class SnapshotBackend:
         scope = current_scope()
         database = conn.engine.url.render_as_string(hide_password=True)
         key = (database, version, scope.bank_id, scope.all_banks, _lang_is_zh(), f, dims)
-        cached = self._lookup(key)
-        if cached is None and set(dims) < set(DIMENSIONS):  # the dashboard's full result holds the totals too
-            cached = self._lookup(key[:-1] + (DIMENSIONS,))
+        # the dashboard's full result holds the totals and every breakdown too
+        keys = [key] + ([key[:-1] + (DIMENSIONS,)] if set(dims) < set(DIMENSIONS) else [])
+        cached = next((c for c in map(self._lookup, keys) if c is not None), None)
+        if cached is None and self.shared:
+            stored = {_store_key(k): k for k in keys}
+            found = _load_shared(conn, version, list(stored))
+            campaign = session.get(Campaign, f.campaign_id) if found is not None else None
+            if campaign is not None:
+                cached = decode_result(found[1], f, None)
+                self._store(stored[found[0]], cached)
+                self.stats["shared_hits"] += 1
+                return _copy_result(cached, campaign, dims)
         if cached is not None:
             campaign = session.get(Campaign, f.campaign_id)
             if campaign is not None:
@@ -307,7 +437,9 @@ class SnapshotBackend:
                 return _copy_result(cached, campaign, dims)
         self.stats["misses"] += 1
         result = compute(f, dims, self.inner)
-        self._store(key, _copy_result(result, None))
+        if self._store(key, _copy_result(result, None)) and self.shared:
+            if not _save_shared(conn.engine, _store_key(key), version, encode_result(result)):
+                self.stats["shared_skipped"] += 1
         return result
 
     def _lookup(self, key: tuple):
@@ -317,12 +449,13 @@ class SnapshotBackend:
                 self._cache.move_to_end(key)
             return cached
 
-    def _store(self, key: tuple, value) -> None:
+    def _store(self, key: tuple, value) -> bool:
+        """File ``value`` under ``key``; False when a newer version is known (nobody would ask for it)."""
         database, version = key[0], key[1]
         with self._lock:
             newest = self._newest.get(database, -1)
             if version < newest:
-                return  # a reader on an older snapshot: its result is of no use to anyone later
+                return False  # a reader on an older snapshot: its result is of no use to anyone later
             if version > newest:
                 self._newest[database] = version
                 for k in [k for k in self._cache if k[0] == database and k[1] < version]:
@@ -330,6 +463,7 @@ class SnapshotBackend:
             self._cache[key] = value
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
+        return True
 
 
 def install(app) -> None:
@@ -341,6 +475,6 @@ def install(app) -> None:
     current = get_backend()
     if app.config.get("DASHBOARD_SNAPSHOTS", True):
         if not isinstance(current, SnapshotBackend):
-            set_backend(SnapshotBackend())
+            set_backend(SnapshotBackend(shared=app.config.get("DASHBOARD_SHARED_SNAPSHOTS", True)))
     elif type(current) is not FastSqlBackend:
         set_backend(FastSqlBackend())
