@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import joinedload
 
 from crm.auth.models import Role, User
 from crm.core import audit
@@ -213,11 +214,16 @@ def set_account_owner(account: FirmAccount, owner: Optional[User], *, user: User
     audit.record_update(account, before, user=user)
 
 
-def bank_users(bank_id: int) -> list[User]:
-    """Active users of a bank (all its branches), by name."""
-    return list(db.session.scalars(
-        sa.select(User).where(User.bank_id == bank_id, User.is_active_flag.is_(True)).order_by(User.name, User.id)
-    ))
+def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
+    """Active users of a bank (all its branches), by name.
+
+    ``with_org`` loads each user's organisation in the same statement, for a caller that looks up a user's branch
+    (a visit save does, for its relationship manager).
+    """
+    stmt = sa.select(User).where(User.bank_id == bank_id, User.is_active_flag.is_(True)).order_by(User.name, User.id)
+    if with_org:
+        stmt = stmt.options(joinedload(User.org))
+    return list(db.session.scalars(stmt))
 
 
 # --------------------------------------------------------------------------------------------------

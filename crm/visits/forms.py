@@ -38,17 +38,24 @@ class VisitForm(Form):
     version = HiddenField()
     submit = SubmitField(_l("Save visit"))
 
-    def __init__(self, *args, user, visit=None, contacts=(), campaigns=(), colleagues=(), bureau_staff=(),
-                 default_campaign=None, **kwargs):
+    def __init__(self, *args, user, visit=None, campaigns=(), colleagues=(), default_campaign=None, **kwargs):
+        """The choices a save checks; those only shown (contacts, bureau companions) come with :meth:`show_choices`.
+
+        The rows behind the choices are kept on the form for the request: the session's identity map holds a row
+        only while something references it, and the save's ``db.session.get`` of the chosen campaign, mode,
+        willingness level and people then finds them there instead of selecting them again.
+        """
         super().__init__(*args, obj=visit, **kwargs)
-        self.mode_code.choices = lookups.choices(lookups.visit_modes())
-        self.campaign_id.choices = [(str(c.id), c.name) for c in campaigns]
-        self.rm_id.choices = [(str(u.id), u.display_name) for u in colleagues]
-        self.next_step_owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in colleagues]
-        self.companion_ids.choices = [(u.id, u.display_name) for u in colleagues] + [
-            (u.id, f"{u.display_name}（{u.org.display_name}）") for u in bureau_staff]
-        self.contact_id.choices = [("", "—")] + [(str(c.id), f"{c.name} {c.title}".strip()) for c in contacts]
-        self.willingness_code.choices = lookups.choices(lookups.willingness_levels(), empty="—")
+        self.campaigns = list(campaigns)
+        self.colleagues = list(colleagues)
+        self.visit_modes = lookups.visit_modes()
+        self.willingness_levels = lookups.willingness_levels()
+        self.mode_code.choices = lookups.choices(self.visit_modes)
+        self.campaign_id.choices = [(str(c.id), c.name) for c in self.campaigns]
+        self.rm_id.choices = [(str(u.id), u.display_name) for u in self.colleagues]
+        self.next_step_owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in self.colleagues]
+        self.show_choices()
+        self.willingness_code.choices = lookups.choices(self.willingness_levels, empty="—")
         if self.is_submitted():
             return
         if visit is None:
@@ -67,6 +74,13 @@ class VisitForm(Form):
             self.next_step_owner_id.data = str(visit.next_step_owner_id) if visit.next_step_owner_id else ""
             self.willingness_code.data = visit.willingness_code or ""
             self.version.data = visit.version
+
+    def show_choices(self, *, contacts=(), bureau_staff=()) -> None:
+        """Add the choices that are shown but never checked (``validate_choice=False``; the save checks the ids):
+        the firm's contacts and bureau companions. Only a rendered form needs them, not a save that succeeds."""
+        self.companion_ids.choices = [(u.id, u.display_name) for u in self.colleagues] + [
+            (u.id, f"{u.display_name}（{u.org.display_name}）") for u in bureau_staff]
+        self.contact_id.choices = [("", "—")] + [(str(c.id), f"{c.name} {c.title}".strip()) for c in contacts]
 
     def service_data(self) -> dict:
         amount = self.need_amount_wan.data

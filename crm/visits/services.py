@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -48,17 +48,25 @@ def _bank_user(user_id, bank_id: int, field_name: str) -> User:
     return user
 
 
-def clean_visit_data(data: Mapping[str, Any], *, user: User, firm: Firm) -> dict:
-    """Validate and normalise every visit field against the user's bank; raise VisitError naming the field."""
+def clean_visit_data(data: Mapping[str, Any], *, user: User, firm: Firm,
+                     campaigns: Optional[Sequence[Campaign]] = None) -> dict:
+    """Validate and normalise every visit field against the user's bank; raise VisitError naming the field.
+
+    ``campaigns`` is ``campaigns_for(user)`` when the caller has already loaded it in this session (the visit form
+    offers exactly those), so it is not selected a second time; the rows it holds also stay in the identity map, so
+    the chosen campaign's ``db.session.get`` costs no statement.
+    """
     if user.bank_id is None:
         raise VisitError(_("Only bank staff log visits."))
     out: dict[str, Any] = {}
     campaign = db.session.get(Campaign, int(data["campaign_id"])) if data.get("campaign_id") else None
     if campaign is None:
         raise VisitError(_("Choose the campaign."), field="campaign_id")
-    from crm.firms.queries import campaigns_for
+    if campaigns is None:
+        from crm.firms.queries import campaigns_for
 
-    if campaign.id not in {c.id for c in campaigns_for(user)}:
+        campaigns = campaigns_for(user)
+    if campaign.id not in {c.id for c in campaigns}:
         raise VisitError(_("Your bank does not take part in this campaign."), field="campaign_id")
     out["campaign_id"] = campaign.id
     visited_on = data.get("visited_on")
@@ -130,9 +138,13 @@ def _branch_of(user: User) -> Optional[int]:
     return user.org_id if user.org is not None and user.org.is_branch else None
 
 
-def create_visit(firm: Firm, data: Mapping[str, Any], *, user: User) -> Visit:
-    """Log a visit; update the bank's account with the firm; book the next step as a follow-up."""
-    values = clean_visit_data(data, user=user, firm=firm)
+def create_visit(firm: Firm, data: Mapping[str, Any], *, user: User,
+                 campaigns: Optional[Sequence[Campaign]] = None) -> Visit:
+    """Log a visit; update the bank's account with the firm; book the next step as a follow-up.
+
+    ``campaigns``: the user's campaigns if already loaded (see :func:`clean_visit_data`).
+    """
+    values = clean_visit_data(data, user=user, firm=firm, campaigns=campaigns)
     companions = values.pop("companions")
     rm = db.session.get(User, values["rm_id"])
     visit = Visit(firm_id=firm.id, bank_id=user.bank_id, branch_id=_branch_of(rm), created_by_id=user.id, **values)
@@ -141,17 +153,23 @@ def create_visit(firm: Firm, data: Mapping[str, Any], *, user: User) -> Visit:
     db.session.flush()
     audit.record(
         "create", visit, after={**audit.snapshot(visit), "companions": [c.username for c in companions]}, user=user)
-    _sync_follow_up(visit, user=user)
+    _sync_follow_up(visit, user=user, is_new=True)
     refresh_account(firm, user.bank_id, user=user, rm=rm)
     return visit
 
 
-def update_visit(visit: Visit, data: Mapping[str, Any], *, user: User, version=None) -> bool:
-    """Edit a visit (stale versions refused); the account and the linked follow-up follow."""
+def update_visit(visit: Visit, data: Mapping[str, Any], *, user: User, version=None,
+                 campaigns: Optional[Sequence[Campaign]] = None) -> bool:
+    """Edit a visit (stale versions refused); the account and the linked follow-up follow.
+
+    ``campaigns``: the user's campaigns if already loaded (see :func:`clean_visit_data`).
+    """
     check_version(visit, version)
-    values = clean_visit_data(data, user=user, firm=visit.firm)
-    companions = values.pop("companions")
+    # taken first (cleaning changes nothing on the visit): the companions loaded here are then in the identity map
+    # when the cleaning looks up the chosen ones, which are mostly the same people
     before = {**audit.snapshot(visit), "companions": sorted(c.username for c in visit.companions)}
+    values = clean_visit_data(data, user=user, firm=visit.firm, campaigns=campaigns)
+    companions = values.pop("companions")
     for key, value in values.items():
         if getattr(visit, key) != value:
             setattr(visit, key, value)
@@ -179,14 +197,17 @@ def delete_visit(visit: Visit, *, user: User) -> None:
     refresh_account(visit.firm, visit.bank_id, user=user)
 
 
-def _sync_follow_up(visit: Visit, *, user: User) -> Optional[FollowUp]:
-    """A next step with a due date is a follow-up for its owner: create it, or keep the open one in step."""
+def _sync_follow_up(visit: Visit, *, user: User, is_new: bool = False) -> Optional[FollowUp]:
+    """A next step with a due date is a follow-up for its owner: create it, or keep the open one in step.
+
+    ``is_new``: the visit was inserted in this transaction, so no follow-up can point at it yet (no look-up).
+    """
     if visit.next_step_due_on is None:
         return None
     title = visit.next_step or _("Follow up on the visit")
     owner = db.session.get(User, visit.next_step_owner_id or visit.rm_id)
-    existing = db.session.scalar(sa.select(FollowUp).where(FollowUp.visit_id == visit.id)
-                                 .order_by(FollowUp.id.desc()).limit(1))
+    existing = None if is_new else db.session.scalar(
+        sa.select(FollowUp).where(FollowUp.visit_id == visit.id).order_by(FollowUp.id.desc()).limit(1))
     if existing is None:
         return create_follow_up(visit.firm, title=title, due_on=visit.next_step_due_on, assignee=owner, user=user,
                                 visit=visit)

@@ -6,7 +6,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm.auth.decorators import bank_user_required, role_required
 from crm.auth.forms import EmptyForm
@@ -32,15 +32,23 @@ add_nav("visits.overdue", _l("Overdue in the bank"), "exclamation-triangle", rol
 
 def _bureau_staff() -> list[User]:
     return list(db.session.scalars(sa.select(User).where(User.role == Role.BUREAU, User.is_active_flag.is_(True))
-                                   .order_by(User.name, User.id)))
+                                   .order_by(User.name, User.id).options(joinedload(User.org))))
 
 
-def _visit_form(firm, visit=None) -> VisitForm:
+def _visit_form(visit=None) -> VisitForm:
+    """The visit form with what a save checks against, each loaded once (the save reuses the same rows)."""
+    new_page = visit is None and request.method == "GET"
     return VisitForm(
-        user=current_user, visit=visit, contacts=visible_contacts(firm) if firm else [],
-        campaigns=queries.campaigns_for(current_user), colleagues=bank_users(current_user.bank_id),
-        bureau_staff=_bureau_staff(), default_campaign=queries.default_campaign(current_user),
+        user=current_user, visit=visit, campaigns=queries.campaigns_for(current_user),
+        colleagues=bank_users(current_user.bank_id, with_org=True),
+        default_campaign=queries.default_campaign(current_user) if new_page else None,
     )
+
+
+def _render_form(form: VisitForm, firm, visit=None, q="", results=(), status=200):
+    """The visit page, with the choices that are only shown (the firm's contacts, bureau companions)."""
+    form.show_choices(contacts=visible_contacts(firm) if firm else [], bureau_staff=_bureau_staff())
+    return render_template("visits/form.html", form=form, firm=firm, visit=visit, q=q, results=results), status
 
 
 def _firm_from(value):
@@ -67,21 +75,22 @@ def _search_firms(term: str) -> list[Firm]:
 def create():
     """Log a visit: the firm by type-ahead (or a plain search without JS), sensible defaults, one thumb."""
     firm = _firm_from(request.form.get("firm_id") if request.method == "POST" else request.args.get("firm_id"))
-    form = _visit_form(firm)
+    form = _visit_form()
     q = request.args.get("q", "")
     results = _search_firms(q) if request.method == "GET" else []
+    # read before the commit expires the firm, so the message and redirect do not load it (and the visit) again
+    firm_name, firm_id = (firm.name, firm.id) if firm is not None else (None, None)
 
     def create_visit():
         if firm is None:
             raise services.VisitError(_("Choose the firm."), field="firm_id")
-        return services.create_visit(firm, form.service_data(), user=current_user)
+        return services.create_visit(firm, form.service_data(), user=current_user, campaigns=form.campaigns)
 
     return save_form(
         form, create_visit,
-        render=lambda status: (render_template("visits/form.html", form=form, firm=firm, visit=None, q=q,
-                                               results=results), status),
-        saved=lambda visit: _("The visit to %(name)s was saved.", name=visit.firm.name),
-        next_url=lambda visit: url_for("firms.show", firm_id=visit.firm_id))
+        render=lambda status: _render_form(form, firm, q=q, results=results, status=status),
+        saved=lambda _visit: _("The visit to %(name)s was saved.", name=firm_name),
+        next_url=lambda _visit: url_for("firms.show", firm_id=firm_id))
 
 
 @bp.route("/<int:visit_id>/edit", methods=["GET", "POST"])
@@ -89,12 +98,13 @@ def create():
 def edit(visit_id):
     """Edit a visit of the user's bank; a stale version is refused with 409."""
     visit = get_or_404(Visit, visit_id)
-    form = _visit_form(visit.firm, visit)
+    form = _visit_form(visit)
+    firm_id = visit.firm_id  # read before the commit expires the visit, so the redirect does not load it again
     return save_form(
-        form, lambda: services.update_visit(visit, form.service_data(), user=current_user, version=form.version.data),
-        render=lambda status: (render_template("visits/form.html", form=form, firm=visit.firm, visit=visit, q="",
-                                               results=[]), status),
-        saved=_("Saved."), next_url=lambda _v: url_for("firms.show", firm_id=visit.firm_id))
+        form, lambda: services.update_visit(visit, form.service_data(), user=current_user, version=form.version.data,
+                                            campaigns=form.campaigns),
+        render=lambda status: _render_form(form, visit.firm, visit, status=status),
+        saved=_("Saved."), next_url=lambda _v: url_for("firms.show", firm_id=firm_id))
 
 
 @bp.route("/<int:visit_id>/delete", methods=["POST"])
