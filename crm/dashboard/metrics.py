@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable, Optional, Protocol
@@ -548,11 +549,11 @@ class SqlBackend:
         if g is not None:
             stmt = stmt.add_columns(g.label("g")).group_by(g)
         acc: dict[Any, dict[str, Any]] = {}
-        overrides = _overrides()
+        overrides = frozenset(_overrides().items())
         for row in db.session.execute(stmt).all():
             accepted, decided, tier_days, n = row[:4]
             key = row[4] if g is not None else None
-            count = workdays_between(accepted, decided, overrides)
+            count = _workdays(accepted, decided, overrides)
             a = acc.setdefault(key, {"_sla_decided": 0, "_sla_hits": 0, "_calendar_provisional": False})
             a["_sla_decided"] += n
             if count.count <= tier_days:
@@ -561,6 +562,13 @@ class SqlBackend:
         if g is None and not acc:
             acc[None] = {"_sla_decided": 0, "_sla_hits": 0, "_calendar_provisional": False}
         return [(v, k) if g is not None else (v,) for k, v in acc.items()]
+
+
+@lru_cache(maxsize=32768)
+def _workdays(accepted: date, decided: date, overrides: frozenset) -> Any:
+    """``workdays_between`` remembered per (accepted, decided, calendar overrides): every breakdown of every view
+    asks for the same few thousand pairs, and an edited override is a different key."""
+    return workdays_between(accepted, decided, dict(overrides))
 
 
 def _tier_days_expr():
