@@ -202,7 +202,8 @@ def test_the_dashboard_page_shows_every_number_exactly(campaign, world, client, 
     bank_ids = {str(world.bank_a.id): "A", str(world.bank_b.id): "B"}
     for view, username in CASES:
         login_as(username)
-        page = read_page(client, query(view))
+        page = read_page(client, {**query(view), "tab": "bank"})  # the breakdown by bank is the open table
+        assert set(page.breakdowns) == {"bank"}
         assert set(page.cards) == set(METRIC_KEYS)
         assert mismatches(page.cards, expected(view)) == {}, (username, view)
         who = VIEWS[view][0]

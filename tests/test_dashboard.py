@@ -10,6 +10,7 @@ import pytest
 from crm.core.scoping import scope_for, scoped
 from crm.credit.models import CreditApplication
 from crm.dashboard.definitions import METRIC_BY_KEY, METRIC_KEYS
+from crm.dashboard.metrics import DIMENSIONS
 from crm.dashboard.views import raw_value
 from crm.events.models import Event
 from crm.extensions import db
@@ -75,8 +76,13 @@ def test_every_headline_number_links_to_exactly_its_records(known, client, login
 
 def test_breakdown_and_league_numbers_link_to_the_same_count(known, client, login_as):
     login_as("bureau")
-    html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
-    links = [(unescape(m.group(1)), m.group(2), m.group(3)) for m in LINK.finditer(html)]
+    links, tabs = [], set()
+    for dim in DIMENSIONS:  # each breakdown table is its own page (tab links)
+        html = client.get(f"/dashboard/?campaign=ZCR2026&tab={dim}").get_data(as_text=True)
+        tabs.update(re.findall(r'data-breakdown="(\w+)"', html))
+        links += [(unescape(m.group(1)), m.group(2), m.group(3)) for m in LINK.finditer(html)]
+    assert tabs == set(DIMENSIONS)
+    links = list(dict.fromkeys(links))  # the headline cards and the league are on every tab's page
     checked = 0
     for link, key, value in links:
         query = parse_qs(urlsplit(link).query)
@@ -180,3 +186,24 @@ def test_the_dashboard_without_any_campaign_says_so(app, client, login_as):
     login_as("solo")
     resp = client.get("/dashboard/")
     assert resp.status_code == 200 and 'class="alert alert-info"' in resp.get_data(as_text=True)
+
+
+def test_one_breakdown_table_at_a_time_and_the_tab_links_keep_the_filters(known, client, login_as):
+    login_as("bureau")
+    html = client.get("/dashboard/?campaign=ZCR2026&industry=ai").get_data(as_text=True)
+    assert re.findall(r'data-breakdown="(\w+)"', html) == ["industry"]  # the first tab by default
+    hrefs = {re.search(r"tab=(\w+)", unescape(h)).group(1): unescape(h)
+             for h in re.findall(r'href="([^"]+)#h-breakdowns"', html)}
+    assert set(hrefs) == set(DIMENSIONS)
+    for dim, href in hrefs.items():
+        query = parse_qs(urlsplit(href).query)
+        assert query["campaign"] == ["ZCR2026"] and query["industry"] == ["ai"], href
+        page = client.get(href).get_data(as_text=True)
+        assert re.findall(r'data-breakdown="(\w+)"', page) == [dim]
+        assert 'aria-current="page">' in page
+        if dim != DIMENSIONS[0]:  # the filter form keeps the open tab when the filters change
+            assert f'<input type="hidden" name="tab" value="{dim}">' in page
+    # an unknown tab is the first one, not an error
+    page = client.get("/dashboard/?campaign=ZCR2026&tab=%3Cscript%3E").get_data(as_text=True)
+    assert re.findall(r'data-breakdown="(\w+)"', page) == ["industry"]
+    assert "<script>" not in page

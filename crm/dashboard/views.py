@@ -169,20 +169,26 @@ def index():
         narrowed = dimension_filter(f, dim, key, (result.window_from, result.window_to))
         return args(narrowed) if narrowed is not None else None
 
+    # One breakdown table at a time (the tabs are links): the six tables held ~2,600 linked numbers, most of the
+    # page's weight on a phone and of its render time; the numbers of every breakdown are in the snapshot anyway.
+    tab = request.args.get("tab")
+    tab = tab if tab in DIMENSIONS else DIMENSIONS[0]
+    here = request.args.to_dict()
     breakdowns = []
     for dim in DIMENSIONS:
-        groups = result.breakdowns[dim]
-        keys = [k for k in keys_for_dimension(dim) if k in METRIC_KEYS]
-        rows = [{"key": key, "label": result.labels[dim].get(key, key), "values": values,
-                 "args": cell_args(dim, key)} for key, values in groups.items()]
-        breakdowns.append({"dim": dim, "metric_keys": keys, "rows": rows})
+        entry = {"dim": dim, "active": dim == tab, "href": url_for("dashboard.index", **{**here, "tab": dim})}
+        if dim == tab:
+            entry["metric_keys"] = [k for k in keys_for_dimension(dim) if k in METRIC_KEYS]
+            entry["rows"] = [{"key": key, "label": result.labels[dim].get(key, key), "values": values,
+                              "args": cell_args(dim, key)} for key, values in result.breakdowns[dim].items()]
+        breakdowns.append(entry)
 
     funnel = [{"key": k, "label": METRIC_BY_KEY[k].label(), "value": result.totals[k]} for k in FUNNEL_KEYS]
     league_rows = league(result, parsed.campaign, current_user)
     chart_data = _chart_data(result, funnel)
     return render_template(
         "dashboard/index.html", parsed=parsed, options=options, result=result, cards=cards, base_args=base_args,
-        breakdowns=breakdowns, funnel=funnel, league_rows=league_rows, league_keys=LEAGUE_KEYS,
+        breakdowns=breakdowns, tab=tab, open_breakdown=next(b for b in breakdowns if b["active"]), funnel=funnel, league_rows=league_rows, league_keys=LEAGUE_KEYS,
         league_args=lambda org: args(f.replace(bank_id=org.parent_id or org.id,
                                                branch_id=org.id if org.parent_id else None)),
         chart_data=chart_data)

@@ -95,5 +95,4 @@
   });
   window.addEventListener("resize", function () { charts.forEach(function (c) { c.resize(); }); });
   // Tabs hidden at load have no size: resize when shown.
-  document.addEventListener("shown.bs.tab", function () { charts.forEach(function (c) { c.resize(); }); });
 })();
