@@ -850,6 +850,10 @@ def _export_rows(stmt, scope, plan: tuple, constants: dict):
     #: values that are not columns, by ascending position: inserted in that order, each lands where its key is
     inserts = sorted(([(seq_at, None)] if seq_at is not None else []) + [(pos, constants[k]) for pos, k in consts])
     with scoped(scope):
+        if db.session.get_bind().dialect.name == "postgresql":
+            # yield_per streams through a server-side cursor, which PostgreSQL plans for its first 10% of rows
+            # (cursor_tuple_fraction): an export reads them all, so plan for all (this transaction only)
+            db.session.execute(sa.text("SET LOCAL cursor_tuple_fraction = 1.0"))
         result = db.session.execute(stmt.execution_options(yield_per=_EXPORT_YIELD_PER))
         try:
             if not inserts and not transforms:
