@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -17,8 +18,66 @@ KNOWN_WEAK_SECRETS = {
 }
 
 
+class ConfigError(ValueError):
+    """An environment variable holds a value the app cannot use; the message names the variable."""
+
+
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    """A whole number of at least ``minimum`` from the environment (``default`` when unset or blank)."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {value}")
+    return value
+
+
+class _AtStartup:
+    """A config value read from the environment when ``create_app`` loads the class (Flask's ``from_object``
+    reads every upper-case attribute), not when this module is imported: a bad value stops that app's start-up
+    with the variable's name, and importing ``config`` (tests, `make run`) never fails on a production setting."""
+
+    def __init__(self, read: Callable[[], object]):
+        self.read = read
+
+    def __get__(self, instance, owner):
+        return self.read()
+
+
+#: Connection pool of each gunicorn worker (docs/deploy.md B.1, "Database connections"). A sync worker serves one
+#: request at a time and a request holds one connection, plus a second one for a moment when it saves a
+#: dashboard snapshot or touches an API token (their own short transactions): 2 kept open, 2 more on demand.
+#: Waiting for a connection only happens when one leaked, since no other request in the worker can return
+#: one: 10 s, then an error, well inside gunicorn's 60 s timeout. Connections older than 30 minutes are
+#: replaced at check-out, before a firewall or PostgreSQL's idle timeouts drop them silently.
+DB_POOL_DEFAULTS = {"DB_POOL_SIZE": 2, "DB_MAX_OVERFLOW": 2, "DB_POOL_TIMEOUT": 10, "DB_POOL_RECYCLE": 1800}
+
+
+def pool_options_from_env() -> dict:
+    """SQLALCHEMY_ENGINE_OPTIONS of production: pre-ping, and the pool sized by DB_POOL_* / DB_MAX_OVERFLOW."""
+    from sqlalchemy.engine import make_url
+
+    options: dict = {"pool_pre_ping": True}
+    url = make_url(Config.SQLALCHEMY_DATABASE_URI)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return options  # one in-memory connection (Flask-SQLAlchemy's StaticPool takes no pool size)
+    recycle = _env_int("DB_POOL_RECYCLE", DB_POOL_DEFAULTS["DB_POOL_RECYCLE"], 0)
+    options.update(
+        # 0 would mean "no limit" to SQLAlchemy's QueuePool, which is what max_connections cannot afford
+        pool_size=_env_int("DB_POOL_SIZE", DB_POOL_DEFAULTS["DB_POOL_SIZE"], 1),
+        max_overflow=_env_int("DB_MAX_OVERFLOW", DB_POOL_DEFAULTS["DB_MAX_OVERFLOW"], 0),
+        pool_timeout=_env_int("DB_POOL_TIMEOUT", DB_POOL_DEFAULTS["DB_POOL_TIMEOUT"], 1),
+        pool_recycle=recycle or -1,  # 0: never recycle (SQLAlchemy's -1)
+    )
+    return options
 
 
 def _default_db_url() -> str:
@@ -32,6 +91,9 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or _default_db_url()
     SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     SQLALCHEMY_TRACK_MODIFICATIONS = False
+    #: folder of pg_dump / pg_restore for `crm backup` and `crm restore`; unset: Debian's newest
+    #: /usr/lib/postgresql/*/bin, else the PATH (crm/core/backup.py find_pg_tool)
+    PG_BIN_DIR = _AtStartup(lambda: os.environ.get("PG_BIN_DIR", "").strip() or None)
 
     BABEL_DEFAULT_LOCALE = "zh"
     BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -110,6 +172,9 @@ class ProdConfig(Config):
     TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
     #: behind the load balancer: trust one proxy hop for the client address and scheme
     PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "1"))
+    #: the pool per worker from DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE (a bad value
+    #: stops start-up with the variable's name)
+    SQLALCHEMY_ENGINE_OPTIONS = _AtStartup(pool_options_from_env)
     FORCE_HTTPS = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SAMESITE = "Lax"

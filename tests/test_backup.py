@@ -63,6 +63,8 @@ def test_backup_and_restore_round_trip(any_app, tmp_path):
     assert restored.exit_code == 0, restored.output
     assert f"restored from {target.resolve()}" in restored.output  # names the backup, not the live database
     db.session.remove()
+    entry = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "db.restore")).one()
+    assert entry.detail == f"restored from {target.name}"  # so does the audit entry
     after = counts()
     assert after["names"] == before["names"]  # ... are gone, and everything before is back
     assert after["firm"] == before["firm"]
@@ -145,3 +147,119 @@ def test_pg_tools_are_found_next_to_the_server_binaries():
 def test_in_memory_databases_cannot_be_backed_up(tmp_path):
     with pytest.raises(backup.BackupError):
         backup.backup("sqlite://", tmp_path / "x.backup")
+
+
+# -- PostgreSQL: the tools connect the way the app does (TLS included), secrets stay off the command line ---------
+
+
+@pytest.fixture
+def fake_pg_bin(tmp_path):
+    """A PG_BIN_DIR whose pg_dump and pg_restore exist (never run): the commands are built, not executed."""
+    folder = tmp_path / "pgbin"
+    folder.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        (folder / name).write_text("#!/bin/sh\nexit 99\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def _dbname(argv: list[str]) -> dict[str, str]:
+    from psycopg.conninfo import conninfo_to_dict
+
+    [value] = [a.split("=", 1)[1] for a in argv if a.startswith("--dbname=")]
+    return conninfo_to_dict(value)
+
+
+TLS_URL = ("postgresql+psycopg://crm_owner:s3cr%40t%20pw@db.example:5433/crm"
+           "?sslmode=verify-full&sslrootcert=/etc/crm/db-ca.crt&connect_timeout=7&prepare_threshold=0")
+
+
+@pytest.mark.parametrize("build", [backup.pg_dump_command, backup.pg_restore_command])
+def test_pg_tools_get_every_libpq_parameter_of_the_url_and_never_the_password(build, fake_pg_bin, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    argv, env = build(sa.engine.make_url(TLS_URL), tmp_path / "crm.dump", fake_pg_bin)
+    params = _dbname(argv)
+    assert params == {"host": "db.example", "port": "5433", "user": "crm_owner", "dbname": "crm",
+                      "sslmode": "verify-full", "sslrootcert": "/etc/crm/db-ca.crt", "connect_timeout": "7",
+                      "fallback_application_name": backup.FALLBACK_APPLICATION_NAME}  # not psycopg's own options
+    assert env["PGPASSWORD"] == "s3cr@t pw"
+    assert not any("s3cr" in a for a in argv)  # `ps` shows argv to every user
+    assert argv[0].startswith(fake_pg_bin + "/") and "--no-password" in argv
+
+
+def test_pg_tools_keep_the_libpq_variables_of_the_environment(fake_pg_bin, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGSSLMODE", "verify-full")
+    monkeypatch.setenv("PGSSLROOTCERT", "/etc/crm/db-ca.crt")
+    monkeypatch.setenv("PGPASSWORD", "from-the-environment")
+    argv, env = backup.pg_dump_command(sa.engine.make_url("postgresql+psycopg://crm_owner@db.example/crm"),
+                                       tmp_path / "crm.dump", fake_pg_bin)
+    assert (env["PGSSLMODE"], env["PGSSLROOTCERT"]) == ("verify-full", "/etc/crm/db-ca.crt")
+    assert env["PGPASSWORD"] == "from-the-environment"  # no password in the URL: libpq's own, as for the app
+    assert "sslmode" not in _dbname(argv)  # left to the variable
+
+
+def test_pg_tools_refuse_a_secret_that_would_have_to_go_on_the_command_line(fake_pg_bin, tmp_path):
+    url = sa.engine.make_url("postgresql+psycopg://crm_owner@db.example/crm?sslkey=/k.pem&sslpassword=hunter2")
+    with pytest.raises(backup.BackupError, match="sslpassword") as refused:
+        backup.pg_dump_command(url, tmp_path / "crm.dump", fake_pg_bin)
+    assert "hunter2" not in str(refused.value)
+
+
+def test_pg_restore_always_names_a_database_to_restore_into(fake_pg_bin, tmp_path):
+    argv, _env = backup.pg_restore_command(sa.engine.make_url("postgresql+psycopg://"), tmp_path / "x.dump",
+                                           fake_pg_bin)
+    assert _dbname(argv)  # without --dbname pg_restore would print SQL and "succeed"
+
+
+def test_pg_bin_dir_is_used_alone_when_set(tmp_path):
+    with pytest.raises(backup.BackupError, match="PG_BIN_DIR"):
+        backup.find_pg_tool("pg_dump", str(tmp_path))  # not another version found elsewhere
+
+
+def _cli_on(url: str, *args: str):
+    """Run `flask --app wsgi crm ARGS` on a second app over the same database, built now (after the test's
+    environment changes) and with its context pushed, so the command runs on it and not on the test's app."""
+    from tests.conftest import make_app
+
+    other = make_app(url)
+    with other.app_context():
+        try:
+            return other.test_cli_runner().invoke(args=list(args))
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.mark.parametrize("any_app", ["postgresql"], indirect=True)
+def test_backup_requires_tls_when_the_url_does(any_app, tmp_path):
+    """The throwaway server has no TLS: a URL asking for it must make pg_dump fail, not quietly go without."""
+    url = any_app.config["SQLALCHEMY_DATABASE_URI"]
+    refused = _cli_on(url + "?sslmode=require", "crm", "backup", str(tmp_path / "tls.dump"))
+    assert refused.exit_code == 1 and "SSL" in refused.output, refused.output
+    assert not (tmp_path / "tls.dump").exists()
+    plain = _cli_on(url + "?sslmode=disable&application_name=crm-backup-test", "crm", "backup",
+                    str(tmp_path / "plain.dump"))
+    assert plain.exit_code == 0, plain.output
+    assert (tmp_path / "plain.dump").read_bytes()[:5] == b"PGDMP"
+
+
+@pytest.mark.parametrize("any_app", ["postgresql"], indirect=True)
+def test_backup_and_restore_honour_libpq_variables(any_app, tmp_path, monkeypatch):
+    runner = any_app.test_cli_runner()
+    dump = tmp_path / "crm.dump"
+    monkeypatch.setenv("PGSSLMODE", "require")
+    refused = runner.invoke(args=["crm", "backup", str(dump)])
+    assert refused.exit_code == 1 and "SSL" in refused.output, refused.output
+    monkeypatch.delenv("PGSSLMODE")
+    assert runner.invoke(args=["crm", "backup", str(dump)]).exit_code == 0
+    monkeypatch.setenv("PGSSLMODE", "require")
+    refused = runner.invoke(args=["crm", "restore", str(dump), "--yes"])
+    assert refused.exit_code == 1 and "SSL" in refused.output, refused.output
+
+
+@pytest.mark.parametrize("any_app", ["postgresql"], indirect=True)
+def test_pg_bin_dir_comes_from_the_environment(any_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("PG_BIN_DIR", str(tmp_path))  # no pg_dump in it
+    result = _cli_on(any_app.config["SQLALCHEMY_DATABASE_URI"], "crm", "backup", str(tmp_path / "crm.dump"))
+    assert result.exit_code == 1 and f"PG_BIN_DIR ({tmp_path})" in result.output, result.output

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "deploy.md"
 ENV_READERS = ("config.py", "wsgi.py", "gunicorn.conf.py")
 GUNICORN_ENV = ("GUNICORN_BIND", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS")
+POOL_ENV = ("DB_POOL_SIZE", "DB_MAX_OVERFLOW", "DB_POOL_TIMEOUT", "DB_POOL_RECYCLE")
+STRONG_KEY = "k3y-for-deploy-tests-only-4b7e1d9c2a6f8e0b3d5c7a9f1e2d4c6b"
 
 
 # -- scanners ---------------------------------------------------------------------------------------------------
@@ -149,6 +151,12 @@ def test_every_variable_the_code_reads_is_in_the_guides_table():
         assert not missing, f"{reader} reads {sorted(missing)}, which docs/deploy.md does not list"
 
 
+def test_the_guide_lists_the_pool_and_backup_variables_as_read_by_config():
+    table = env_table(DOC.read_text(encoding="utf-8"))
+    assert {name: table.get(name) for name in (*POOL_ENV, "PG_BIN_DIR")} == dict.fromkeys((*POOL_ENV, "PG_BIN_DIR"),
+                                                                                       "config.py")
+
+
 def test_every_variable_the_guide_assigns_is_one_the_app_reads():
     doc = DOC.read_text(encoding="utf-8")
     assigned = env_assignments(doc)
@@ -185,6 +193,101 @@ def test_the_reader_scanner_finds_every_form_of_environment_read():
 ])
 def test_the_cli_check_catches_a_missing_command_or_option(cli, line, problem):
     assert unknown_cli_uses(line, cli) == [problem]
+
+
+# -- production settings from the environment -----------------------------------------------------------------
+
+
+def prod_app(tmp_path, **overrides):
+    from crm import create_app
+
+    cfg = {"SECRET_KEY": STRONG_KEY, "TRUSTED_HOSTS": ["crm.example.cn"],
+           "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+           "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite3'}", **overrides}
+    return create_app("config.ProdConfig", cfg)
+
+
+def pool_of(app):
+    from crm.extensions import db
+
+    with app.app_context():
+        pool = db.engine.pool
+        settings = (pool.size(), pool._max_overflow, pool.timeout(), pool._recycle, pool._pre_ping)
+        db.engine.dispose()
+    return settings
+
+
+def test_production_pool_is_small_for_a_sync_worker_by_default(tmp_path, monkeypatch):
+    for name in POOL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    app = prod_app(tmp_path)
+    assert app.config["SQLALCHEMY_ENGINE_OPTIONS"] == {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2,
+                                                       "pool_timeout": 10, "pool_recycle": 1800}
+    assert pool_of(app) == (2, 2, 10, 1800, True)
+
+
+def test_production_pool_is_sized_from_the_environment(tmp_path, monkeypatch):
+    for name, value in zip(POOL_ENV, (" 3 ", "0", "5", "0")):
+        monkeypatch.setenv(name, value)
+    assert pool_of(prod_app(tmp_path)) == (3, 0, 5, -1, True)  # DB_POOL_RECYCLE=0: never recycled
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DB_POOL_SIZE", "two"), ("DB_POOL_SIZE", "0"), ("DB_POOL_SIZE", "-2"), ("DB_MAX_OVERFLOW", "-1"),
+    ("DB_POOL_TIMEOUT", "2.5"), ("DB_POOL_TIMEOUT", "0"), ("DB_POOL_RECYCLE", "-30"), ("DB_POOL_RECYCLE", "1e3"),
+])
+def test_a_bad_pool_variable_stops_production_start_up_naming_it(name, value, tmp_path, monkeypatch):
+    from config import ConfigError
+
+    monkeypatch.setenv(name, value)
+    message = rf"^{name} must be a whole number of at least \d+, not '?{re.escape(value)}'?$"
+    with pytest.raises(ConfigError, match=message):
+        prod_app(tmp_path)
+
+
+@pytest.mark.parametrize("config_class, starts", [("config.ProdConfig", False), ("config.DevConfig", True)])
+def test_the_server_start_up_reports_a_bad_pool_variable_in_its_last_line(config_class, starts, tmp_path):
+    """What an operator sees: `import wsgi` (gunicorn, `flask --app wsgi`) ends with the variable and the value;
+    outside production the variable is not read, so a development shell is never stopped by it."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CRM_CONFIG": config_class, "SECRET_KEY": STRONG_KEY, "TRUSTED_HOSTS": "crm.example.cn",
+           "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0", "DB_MAX_OVERFLOW": "lots",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'prod.sqlite3'}", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    if starts:
+        assert run.returncode == 0, run.stderr[-2000:]
+    else:
+        assert run.returncode != 0
+        assert run.stderr.strip().splitlines()[-1] == (
+            "config.ConfigError: DB_MAX_OVERFLOW must be a whole number of at least 0, not 'lots'")
+
+
+def test_pg_bin_dir_comes_from_the_environment(monkeypatch):
+    from crm import create_app
+
+    monkeypatch.setenv("PG_BIN_DIR", "/usr/lib/postgresql/17/bin ")
+    assert create_app("config.TestConfig").config["PG_BIN_DIR"] == "/usr/lib/postgresql/17/bin"
+    monkeypatch.delenv("PG_BIN_DIR")
+    assert create_app("config.TestConfig").config["PG_BIN_DIR"] is None  # Debian's newest, else the PATH
+
+
+def test_sqlite_connections_get_the_production_cache_and_memory_map(tmp_path):
+    from crm import create_app
+    from crm.extensions import db
+
+    app = create_app("config.TestConfig", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'pragmas.sqlite3'}"})
+    with app.app_context():
+        try:
+            with db.engine.connect() as conn:
+                cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+                mmap = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
+        finally:
+            db.engine.dispose()
+    assert (cache, mmap) == (-65536, 256 * 1024 * 1024)  # 64 MiB of pages; 256 MiB mapped (performance.md 4.8)
 
 
 # -- gunicorn.conf.py -------------------------------------------------------------------------------------------
@@ -246,3 +349,4 @@ def test_post_fork_gives_the_worker_fresh_database_pools(tmp_path):
     finally:
         parent_pool.dispose()
         engine.dispose()
+

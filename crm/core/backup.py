@@ -3,7 +3,8 @@
 SQLite: the online backup API (``sqlite3.Connection.backup``) copies a consistent snapshot while
 the app keeps running, which a file copy of a WAL database does not; the copy is checked with
 ``PRAGMA integrity_check`` before it replaces the target. PostgreSQL: ``pg_dump --format=custom``
-and ``pg_restore --clean --single-transaction`` from the PostgreSQL binaries of this machine.
+and ``pg_restore --clean --single-transaction`` from the PostgreSQL binaries of this machine,
+connecting with every parameter of the app's URL and environment (TLS included, :func:`pg_connection`).
 
 This module works below the ORM on purpose (whole database, system scope); it is allowlisted in
 the raw-SQL check of tests/test_security_routes.py for that reason.
@@ -114,16 +115,21 @@ def restore_sqlite(url: URL, source: Path) -> BackupResult:
 
 
 def find_pg_tool(name: str, bin_dir: str | None = None) -> str:
-    """pg_dump / pg_restore: from PG_BIN_DIR, else Debian's newest /usr/lib/postgresql/*/bin, else PATH."""
-    candidates = []
+    """pg_dump / pg_restore: from PG_BIN_DIR when it is set (and only there), else Debian's newest
+    /usr/lib/postgresql/*/bin, else the PATH."""
     if bin_dir:
-        candidates.append(Path(bin_dir) / name)
+        # chosen on purpose (a client as new as the server): a version found elsewhere instead would be a surprise
+        candidate = Path(bin_dir) / name
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+        raise BackupError(f"{name} not found in PG_BIN_DIR ({bin_dir}); correct it, or unset it to use "
+                          f"the newest installed client")
 
     def version(p: str) -> tuple[int, ...]:
         return tuple(int(x) for x in re.findall(r"\d+", Path(p).parent.name)) or (0,)
 
-    candidates += [Path(p) / name for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)]
-    for candidate in candidates:
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        candidate = Path(folder) / name
         if os.access(candidate, os.X_OK):
             return str(candidate)
     found = shutil.which(name)
@@ -132,18 +138,58 @@ def find_pg_tool(name: str, bin_dir: str | None = None) -> str:
     raise BackupError(f"{name} not found (install the PostgreSQL client, or set PG_BIN_DIR)")
 
 
-def _pg_args(url: URL) -> tuple[list[str], dict[str, str]]:
-    args = []
-    if url.host:
-        args += ["--host", url.host]
-    if url.port:
-        args += ["--port", str(url.port)]
-    if url.username:
-        args += ["--username", url.username]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    if url.password:
-        env["PGPASSWORD"] = url.password  # never on the command line, where `ps` shows it
-    return args, env
+#: pg_dump and pg_restore show up under this name in pg_stat_activity unless the URL sets application_name; it
+#: also keeps the connection string from being empty, so pg_restore always gets a --dbname (without one it
+#: would print the SQL instead of restoring)
+FALLBACK_APPLICATION_NAME = "crm backup"
+
+
+def pg_connection(url: URL) -> tuple[str, dict[str, str]]:
+    """(libpq connection string for ``--dbname``, environment) for pg_dump and pg_restore.
+
+    The parameters are those SQLAlchemy's dialect hands psycopg for this URL, so the tools connect the way the app
+    does: host(s), port, user, database and every libpq parameter in the query string (``sslmode``,
+    ``sslrootcert``, ``sslcert``, ``sslkey``, ``connect_timeout``, ``target_session_attrs``, ...); psycopg's own
+    arguments (``prepare_threshold``) are left out. The process environment is passed on unchanged, so
+    ``PGSSLMODE``, ``PGSSLROOTCERT``, ``PGPASSFILE`` and the other variables libpq reads apply to the tools as they
+    apply to the app (for both, a parameter in the URL wins over its variable).
+
+    Secrets never reach the command line, which ``ps`` shows to every user: the password goes in ``PGPASSWORD``,
+    and a secret libpq takes only in the connection string (``sslpassword``) is refused.
+    """
+    from psycopg import pq
+    from psycopg.conninfo import make_conninfo
+
+    _args, params = url.get_dialect()().create_connect_args(url)
+    known = {option.keyword.decode(): option for option in pq.Conninfo.get_defaults()}
+    env = dict(os.environ)
+    conninfo = {"fallback_application_name": FALLBACK_APPLICATION_NAME}
+    for key, value in params.items():
+        option = known.get(key)
+        if option is None:
+            continue
+        if option.dispchar == b"*":  # libpq's mark of a secret: password, sslpassword, ...
+            if not option.envvar:
+                raise BackupError(f"{key} in DATABASE_URL would be visible on the command line of pg_dump and "
+                                  f"pg_restore; use a client key without a passphrase, readable by this user only")
+            env[option.envvar.decode()] = str(value)
+        else:
+            conninfo[key] = str(value)
+    return make_conninfo("", **conninfo), env
+
+
+def pg_dump_command(url: URL, file: Path, bin_dir: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of the pg_dump that writes ``file``: one snapshot of the whole database."""
+    conninfo, env = pg_connection(url)
+    return [find_pg_tool("pg_dump", bin_dir), "--format=custom", "--no-password", f"--file={file}",
+            f"--dbname={conninfo}"], env
+
+
+def pg_restore_command(url: URL, source: Path, bin_dir: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of the pg_restore that replaces the database with ``source``, all or nothing."""
+    conninfo, env = pg_connection(url)
+    return [find_pg_tool("pg_restore", bin_dir), "--clean", "--if-exists", "--single-transaction",
+            "--exit-on-error", "--no-owner", "--no-password", f"--dbname={conninfo}", str(source)], env
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> None:
@@ -153,14 +199,12 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
 
 
 def backup_postgresql(url: URL, target: Path, bin_dir: str | None = None) -> BackupResult:
-    args, env = _pg_args(url)
     fd, tmp_name = tempfile.mkstemp(prefix=".backup-", suffix=".dump", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         # one REPEATABLE READ snapshot for the whole dump: consistent while the app keeps writing
-        _run([find_pg_tool("pg_dump", bin_dir), "--format=custom", "--no-password", f"--file={tmp}", *args,
-              "--dbname", url.database or "postgres"], env)
+        _run(*pg_dump_command(url, tmp, bin_dir))
         with open(tmp, "rb") as f:
             if f.read(5) != b"PGDMP":
                 raise BackupError("pg_dump did not write a custom-format archive")
@@ -176,9 +220,7 @@ def restore_postgresql(url: URL, source: Path, bin_dir: str | None = None) -> Ba
     with open(source, "rb") as f:
         if f.read(5) != b"PGDMP":
             raise BackupError(f"not a pg_dump custom-format archive: {source}")
-    args, env = _pg_args(url)
-    _run([find_pg_tool("pg_restore", bin_dir), "--clean", "--if-exists", "--single-transaction", "--exit-on-error",
-          "--no-owner", "--no-password", *args, "--dbname", url.database or "postgres", str(source)], env)
+    _run(*pg_restore_command(url, source, bin_dir))
     return BackupResult(source, "postgresql", {}, source.stat().st_size)
 
 
