@@ -171,7 +171,7 @@ class ProdConfig(Config):
     PREFERRED_URL_SCHEME = "https"
     TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
     #: behind the load balancer: trust one proxy hop for the client address and scheme
-    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", "1"))
+    PROXY_FIX_HOPS = _AtStartup(lambda: _env_int("PROXY_FIX_HOPS", 1, 0))
     #: the pool per worker from DB_POOL_SIZE, DB_MAX_OVERFLOW, DB_POOL_TIMEOUT, DB_POOL_RECYCLE (a bad value
     #: stops start-up with the variable's name)
     SQLALCHEMY_ENGINE_OPTIONS = _AtStartup(pool_options_from_env)

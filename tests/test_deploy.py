@@ -235,6 +235,7 @@ def test_production_pool_is_sized_from_the_environment(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name, value", [
     ("DB_POOL_SIZE", "two"), ("DB_POOL_SIZE", "0"), ("DB_POOL_SIZE", "-2"), ("DB_MAX_OVERFLOW", "-1"),
     ("DB_POOL_TIMEOUT", "2.5"), ("DB_POOL_TIMEOUT", "0"), ("DB_POOL_RECYCLE", "-30"), ("DB_POOL_RECYCLE", "1e3"),
+    ("PROXY_FIX_HOPS", "one"), ("PROXY_FIX_HOPS", "-1"),
 ])
 def test_a_bad_pool_variable_stops_production_start_up_naming_it(name, value, tmp_path, monkeypatch):
     from config import ConfigError
