@@ -1,10 +1,11 @@
 """Ledger imports issue a number of SQL statements that does not grow with the rows of the file.
 
 A 10,000-row ledger must import in seconds, so the look-ups of a file are read in bulk (one ``IN`` query per chunk
-of rows) and its writes are multi-row INSERTs. Importing N rows and 2N rows (both within one chunk of
-``CHUNK_SIZE``) must cost exactly the same number of statements, for new firms, for a re-import that changes
-nothing, and for known firms that are updated and gain the importing bank's account and a contact; a file of more
-than one chunk costs at most a fixed number of statements per chunk.
+of rows) and its writes are one INSERT per table and chunk (``crm.imports.framework.insert_rows``). Importing N rows
+and 2N rows (both within one chunk of ``CHUNK_SIZE``) must cost exactly the same number of statements, for new
+firms, for a preview, for a re-import that changes nothing, and for known firms that are updated and gain the
+importing bank's account and a contact; a file of more than one chunk (2,000 rows) costs a fixed number of
+statements per chunk, the same for a full chunk as for a chunk of one row.
 """
 from __future__ import annotations
 
@@ -82,7 +83,12 @@ def test_a_preview_costs_the_same_statements_for_twice_the_rows_and_writes_nothi
     _r, n_small = run(ledger(0, 20), world.rm_a, commit=False)
     _r, n_large = run(ledger(100, 40), world.rm_a, commit=False)
     assert n_large == n_small
-    assert count(Firm) == 1
+    # two chunks: 2,000 rows cost what 1,001 rows cost
+    report, two_full_chunks = run(ledger(1000, 2 * CHUNK_SIZE), world.rm_a, commit=False)
+    assert report.created == 2 * CHUNK_SIZE and not report.committed
+    _r, two_chunks = run(ledger(4000, CHUNK_SIZE + 1), world.rm_a, commit=False)
+    assert two_full_chunks == two_chunks
+    assert count(Firm) == 1 and count(AuditEntry) == 0
 
 
 def test_reimporting_an_unchanged_file_costs_the_same_statements_for_twice_the_rows(world):
@@ -118,9 +124,16 @@ def test_updating_known_firms_for_another_bank_costs_the_same_statements_for_twi
 
 def test_a_file_of_several_chunks_costs_a_fixed_number_of_statements_per_chunk(world):
     _r, one_chunk = run(ledger(0, 10), world.rm_a)
-    report, three_chunks = run(ledger(1000, 2 * CHUNK_SIZE + 10), world.rm_a)
+    _r, two_chunks = run(ledger(100, CHUNK_SIZE + 1), world.rm_a)
+    report, two_full_chunks = run(ledger(2000, 2 * CHUNK_SIZE), world.rm_a)  # 2,000 rows
+    assert report.created == 2 * CHUNK_SIZE
+    report, three_chunks = run(ledger(5000, 2 * CHUNK_SIZE + 10), world.rm_a)
     assert report.created == 2 * CHUNK_SIZE + 10
     # the fixed cost (the file, the code lists, the import's own audit entry) is paid once; each chunk adds the
-    # same few statements (look-ups and multi-row INSERTs), never one per row
-    assert three_chunks <= 3 * one_chunk
+    # same few statements (look-ups and one INSERT per table), whatever its number of rows: 1,000 rows in the
+    # second chunk cost what 1 row costs there
+    assert two_full_chunks == two_chunks
+    per_chunk = two_chunks - one_chunk
+    assert three_chunks - two_full_chunks == per_chunk
+    assert 0 < per_chunk < one_chunk
     assert three_chunks < 2 * CHUNK_SIZE / 10

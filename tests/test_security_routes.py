@@ -218,6 +218,8 @@ RAW_SQL_ALLOWLIST = {
     "crm/core/security_commands.py": "the audit purge gate (SET LOCAL); no bank-owned table is named",
     "scripts/loadtest.py": "the load test's own invariant checks against the database after the run",
     "crm/perf/generate.py": "the benchmark data generator: bulk loads with the system scope, CLI only",
+    "crm/imports/bulk.py": "the ledgers' bulk INSERT ... SELECT FROM unnest (PostgreSQL, binary arrays): inserts "
+                           "only, of rows built under the importing user's scope, every value bound",
 }
 _Q = r'["`]?'
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -45,8 +45,13 @@ def find_firm_by_code(code: str) -> Optional[Firm]:
     return db.session.scalar(sa.select(Firm).where(Firm.credit_code == code))
 
 
-def clean_firm_data(data: Mapping[str, Any], *, current: Optional[Firm] = None) -> dict:
-    """Validate and normalise firm fields (only the keys given); raise FirmError naming the field."""
+def clean_firm_data(data: Mapping[str, Any], *, current: Optional[Firm] = None,
+                    lookup: Optional[Callable[[type, Any], Any]] = None) -> dict:
+    """Validate and normalise firm fields (only the keys given); raise FirmError naming the field.
+
+    ``lookup(model, key)`` finds a code-list row (district, street, industry, section) or None, for a caller that
+    has read the code lists already (the firms ledger, once per file); ``db.session.get`` by default."""
+    get = lookup or db.session.get
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in FIRM_FIELDS:
@@ -71,10 +76,10 @@ def clean_firm_data(data: Mapping[str, Any], *, current: Optional[Firm] = None) 
         if other is not None and (current is None or other.id != current.id):
             raise FirmError(_("A firm with this unified social credit code is already registered."),
                             field="credit_code", existing=other)
-    if out.get("area_code") is not None and db.session.get(Area, out["area_code"]) is None:
+    if out.get("area_code") is not None and get(Area, out["area_code"]) is None:
         raise FirmError(_("Unknown district."), field="area_code")
     if out.get("street_id") is not None:
-        street = db.session.get(Street, int(out["street_id"]))
+        street = get(Street, int(out["street_id"]))
         area_code = out.get("area_code", current.area_code if current else None)
         if street is None:
             raise FirmError(_("Unknown street."), field="street_id")
@@ -86,11 +91,11 @@ def clean_firm_data(data: Mapping[str, Any], *, current: Optional[Firm] = None) 
     if "industry_code" in out:
         if out["industry_code"] is None:
             out["industry_code"] = "other"
-        if db.session.get(Industry, out["industry_code"]) is None:
+        if get(Industry, out["industry_code"]) is None:
             raise FirmError(_("Unknown industry."), field="industry_code")
     if out.get("section_code") is not None:
         out["section_code"] = str(out["section_code"]).upper()
-        if db.session.get(IndustrySection, out["section_code"]) is None:
+        if get(IndustrySection, out["section_code"]) is None:
             raise FirmError(_("The industry section must be one letter A–T."), field="section_code")
     if out.get("size_class") is not None:
         try:

@@ -38,8 +38,10 @@ independent of the number of rows (beyond one round per chunk of :data:`CHUNK_SI
   what ``parse_row`` looks up (firms by credit code, users, code lists) in a few ``IN`` queries
   (:func:`chunked`) into ``ctx.cache``.
 * ``apply_batch(rows, ctx)`` replaces ``apply`` for a chunk of parsed rows and returns, for each row in order,
-  its outcome or a :class:`RowError` (a refused row must change nothing); write in bulk there (multi-row
-  ``INSERT ... RETURNING`` for the chunk's new rows, and :class:`AuditBatch` for their audit entries).
+  its outcome or a :class:`RowError` (a refused row must change nothing); write in bulk there
+  (:func:`insert_rows` for the chunk's new rows, :class:`AuditBatch` for their audit entries) and look up
+  with :func:`in_values`. In a preview (``ctx.dry_run``), which is rolled back, it may skip the writes when its
+  checks and look-ups already give every row's outcome.
 
 The engine, :func:`run_import`, reads the upload with :func:`crm.core.spreadsheets.read_table` (XLSX or
 CSV in UTF-8, UTF-8 with BOM or GB18030; size, row, zip-bomb and XXE limits), maps headers with
@@ -54,17 +56,22 @@ user's tenant scope, so an import can never touch another bank's rows.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any, Callable, Hashable, Iterable, Mapping, Optional, Sequence
 
+import sqlalchemy as sa
+
 from crm.core import spreadsheets
 from crm.core.spreadsheets import SpreadsheetError
+from crm.imports.bulk import in_values, insert_rows
 
 __all__ = ["Ledger", "Row", "RowError", "ImportContext", "Problem", "Report", "register_ledger", "get_ledger",
-           "ledgers", "ledgers_for", "run_import", "OUTCOMES", "CHUNK_SIZE", "chunked", "AuditBatch"]
+           "ledgers", "ledgers_for", "run_import", "OUTCOMES", "CHUNK_SIZE", "chunked", "AuditBatch", "insert_rows",
+           "in_values"]
 
 OUTCOMES = ("created", "updated", "unchanged")
 #: rows per batch of look-ups and writes (well under SQLite's 32,766 bound parameters per statement)
@@ -81,7 +88,18 @@ def chunked(items: Iterable[Any], size: int = CHUNK_SIZE) -> Iterable[list]:
             batch = []
     if batch:
         yield batch
+
+
 LIST_SPLIT = re.compile(r"[;；、,，\s]+")
+
+
+@functools.lru_cache(maxsize=20_000)
+def normalized_credit_code(text: str) -> str:
+    """:func:`crm.core.validators.normalize_credit_code`, remembered: a file's codes are normalised by the
+    prefetch, then again by its rows. Only results are kept; a refused code raises anew, in the current locale."""
+    from crm.core.validators import normalize_credit_code
+
+    return normalize_credit_code(text)
 
 
 class RowError(Exception):
@@ -115,7 +133,7 @@ class ImportContext:
         a code missing from the cache then still means "look it up", not "no such firm"."""
         import sqlalchemy as sa
 
-        from crm.core.validators import ValidationError, normalize_credit_code
+        from crm.core.validators import ValidationError
         from crm.extensions import db
         from crm.firms.models import Firm
 
@@ -125,12 +143,12 @@ class ImportContext:
             if raw is None:
                 continue
             try:
-                codes.add(normalize_credit_code(str(raw)))
+                codes.add(normalized_credit_code(str(raw)))
             except ValidationError:
                 continue
         firms = self.cache.setdefault("firms", {})
         for batch in chunked(sorted(codes)):
-            for firm in db.session.scalars(sa.select(Firm).where(Firm.credit_code.in_(batch))):
+            for firm in db.session.scalars(sa.select(Firm).where(in_values(Firm.credit_code, batch))):
                 firms[firm.credit_code] = firm
         if whole_file:
             self.cache["firms_complete"] = True
@@ -146,7 +164,7 @@ class ImportContext:
 
         users = self.cache.setdefault("users", {})
         for batch in chunked(sorted(set(usernames))):
-            found = {u.username: u for u in db.session.scalars(sa.select(User).where(User.username.in_(batch)))}
+            found = {u.username: u for u in db.session.scalars(sa.select(User).where(in_values(User.username, batch)))}
             for name in batch:
                 users[name] = found.get(name)
         return users
@@ -235,14 +253,17 @@ def ledgers_for(user) -> list[Ledger]:
 
 
 class AuditBatch:
-    """A chunk's audit entries, written with one multi-row INSERT.
+    """A chunk's audit entries, written with one multi-row INSERT (:func:`insert_rows`).
 
     The fields common to the batch (user, ip) come from an entry made by :func:`crm.core.audit.record` itself
     (never added); each row then gets what ``record`` would give it: the object's table, id and bank (or the
     user's bank) and its snapshot, with :data:`crm.core.audit.SECRET_COLUMNS` left out and mobiles masked.
     """
 
+    #: model -> [(attribute key, column key, is a mobile)]: the columns a snapshot holds, worked out once per model
     _columns: dict = {}
+    #: json.dumps(..., ensure_ascii=False, sort_keys=True) without building an encoder for every entry
+    _json = None
 
     def __init__(self, user, *, dry_run: bool = False) -> None:
         from crm.core import audit
@@ -258,39 +279,60 @@ class AuditBatch:
         self.rows: list[dict] = []
 
     @classmethod
+    def _snapshot_columns(cls, model) -> list:
+        columns = cls._columns.get(model)
+        if columns is None:
+            from crm.core import audit
+
+            columns = cls._columns[model] = [
+                (prop.key, prop.columns[0].key, prop.key in audit.MOBILE_COLUMNS)
+                for prop in sa.inspect(model).column_attrs if prop.key not in audit.SECRET_COLUMNS]
+        return columns
+
+    @classmethod
     def snapshot(cls, obj) -> dict:
         """Exactly :func:`crm.core.audit.snapshot` (column values, no secrets, masked mobiles), with the column
         list worked out once per model."""
-        from crm.core import audit
+        columns = cls._snapshot_columns(type(obj))
+        return cls._snapshot(columns, [getattr(obj, prop_key) for prop_key, _c, _m in columns])
+
+    @classmethod
+    def snapshot_values(cls, model, values: Mapping[str, Any]) -> dict:
+        """The snapshot of a row of ``model`` from its column values (a row completed by :func:`insert_rows`):
+        what :func:`crm.core.audit.snapshot` gives for the object once loaded."""
+        columns = cls._snapshot_columns(model)
+        return cls._snapshot(columns, [values[col_key] for _p, col_key, _m in columns])
+
+    @staticmethod
+    def _snapshot(columns: list, values: list) -> dict:
+        from crm.core.audit import _jsonable
         from crm.core.validators import mask_mobile
 
-        kind = type(obj)
-        keys = cls._columns.get(kind)
-        if keys is None:
-            from sqlalchemy import inspect
-
-            keys = cls._columns[kind] = [c.key for c in inspect(kind).column_attrs
-                                         if c.key not in audit.SECRET_COLUMNS]
         out = {}
-        for key in keys:
-            value = getattr(obj, key)
-            if key in audit.MOBILE_COLUMNS and value:
+        for (prop_key, _col_key, is_mobile), value in zip(columns, values):
+            if is_mobile and value:
                 value = mask_mobile(value)
-            out[key] = audit._jsonable(value)
+            out[prop_key] = value if value is None or type(value) in _PLAIN_JSON else _jsonable(value)
         return out
 
     def add(self, action: str, obj, *, before: Optional[dict] = None, after: Optional[dict] = None) -> None:
-        import json
-
         if self.dry_run:
             return
+        self._add(action, type(obj).__tablename__, getattr(obj, "id", None), getattr(obj, "bank_id", None),
+                  before, after)
 
-        bank_id = getattr(obj, "bank_id", None)
+    def _add(self, action: str, object_type: str, object_id, bank_id, before: Optional[dict],
+             after: Optional[dict]) -> None:
+        encode = AuditBatch._json
+        if encode is None:
+            import json
+
+            encode = AuditBatch._json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         self.rows.append({
             "user_id": self.user_id, "bank_id": self.user_bank_id if bank_id is None else bank_id, "ip": self.ip,
-            "action": action, "object_type": type(obj).__tablename__, "object_id": getattr(obj, "id", None),
-            "before": json.dumps(before, ensure_ascii=False, sort_keys=True) if before is not None else None,
-            "after": json.dumps(after, ensure_ascii=False, sort_keys=True) if after is not None else None,
+            "action": action, "object_type": object_type, "object_id": object_id,
+            "before": encode(before) if before is not None else None,
+            "after": encode(after) if after is not None else None,
             "detail": "",
         })
 
@@ -298,15 +340,24 @@ class AuditBatch:
         if not self.dry_run:
             self.add("create", obj, after=self.snapshot(obj))
 
-    def write(self) -> None:
-        import sqlalchemy as sa
+    def create_values(self, model, values: Mapping[str, Any]) -> None:
+        """The ``create`` entry of a row inserted by :func:`insert_rows` (``values`` holds every column and the
+        id): the same entry :meth:`create` writes for the object."""
+        if not self.dry_run:
+            self._add("create", model.__tablename__, values["id"], values.get("bank_id"), None,
+                      self.snapshot_values(model, values))
 
+    def write(self) -> None:
         from crm.core.models import AuditEntry
-        from crm.extensions import db
 
         if self.rows:
-            db.session.execute(sa.insert(AuditEntry), self.rows)
+            insert_rows(AuditEntry, self.rows)
             self.rows = []
+
+
+#: value types :func:`crm.core.audit._jsonable` leaves as they are (an enum member is an ``str`` too, but not one
+#: of these types exactly)
+_PLAIN_JSON = frozenset({str, int, float, bool})
 
 
 def _text(value: Any) -> str:
@@ -384,12 +435,16 @@ class Row:
         return value
 
     def integer(self, key: str, *, required: bool = False, minimum: int = 0, maximum: int = 10**9) -> Optional[int]:
-        value = self.decimal(key, required=required, minimum=None)
-        if value is None:
-            return None
-        if value != value.to_integral_value():
-            self.error(key, "应为整数")
-            return None
+        raw = self.values.get(key)
+        if type(raw) is int or (type(raw) is str and raw.isascii() and raw.isdigit()):
+            value = int(raw)  # the usual cell, plain digits: what the decimal parsing below gives, without it
+        else:
+            value = self.decimal(key, required=required, minimum=None)
+            if value is None:
+                return None
+            if value != value.to_integral_value():
+                self.error(key, "应为整数")
+                return None
         if not (minimum <= value <= maximum):
             self.error(key, f"应在 {minimum} 到 {maximum} 之间")
             return None
@@ -418,12 +473,12 @@ class Row:
             return None
 
     def credit_code(self, key: str, *, required: bool = True) -> Optional[str]:
-        from crm.core.validators import ValidationError, normalize_credit_code
+        from crm.core.validators import ValidationError
 
         if self._missing(key, required):
             return None
         try:
-            return normalize_credit_code(str(self.values[key]))
+            return normalized_credit_code(str(self.values[key]))
         except ValidationError as exc:
             self.error(key, str(exc))
             return None
@@ -521,7 +576,8 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
                max_bytes: Optional[int] = None) -> Report:
     """Read, check and apply one upload in the current transaction; commit only when asked and allowed.
 
-    Preview and dry runs apply the rows (so the counts come from the real services) and roll back.
+    Preview and dry runs apply the rows (so the counts come from the real services) and roll back; a ledger's
+    ``apply_batch`` may skip its writes then (``ctx.dry_run``) when the checks and look-ups give every outcome.
     With ``commit``, the transaction is committed when no row was rejected, or when ``valid_only`` is set
     (then only the valid rows are kept); otherwise everything is rolled back.
     """
@@ -532,7 +588,7 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
 
     cfg = current_app.config
     report = Report(kind=ledger.kind, filename=filename, dry_run=not commit, valid_only=valid_only)
-    ctx.dry_run = ctx.dry_run or not commit  # ledgers may skip work a rollback discards anyway (audit entries)
+    ctx.dry_run = ctx.dry_run or not commit  # ledgers may skip work a rollback discards anyway (writes, audit)
     try:
         table = spreadsheets.read_table(
             data, filename, max_rows=max_rows or cfg.get("IMPORT_MAX_ROWS", 10_000),
