@@ -276,21 +276,6 @@ def test_pg_bin_dir_comes_from_the_environment(monkeypatch):
     assert create_app("config.TestConfig").config["PG_BIN_DIR"] is None  # Debian's newest, else the PATH
 
 
-def test_sqlite_connections_get_the_production_cache_and_memory_map(tmp_path):
-    from crm import create_app
-    from crm.extensions import db
-
-    app = create_app("config.TestConfig", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'pragmas.sqlite3'}"})
-    with app.app_context():
-        try:
-            with db.engine.connect() as conn:
-                cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
-                mmap = conn.exec_driver_sql("PRAGMA mmap_size").scalar()
-        finally:
-            db.engine.dispose()
-    assert (cache, mmap) == (-65536, 256 * 1024 * 1024)  # 64 MiB of pages; 256 MiB mapped (performance.md 4.8)
-
-
 # -- gunicorn.conf.py -------------------------------------------------------------------------------------------
 
 
