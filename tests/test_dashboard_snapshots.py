@@ -35,6 +35,7 @@ from crm.orgs.models import Campaign, Organisation, OrgKind
 from crm.perf import generate as gen
 from crm.visits import services as visit_services
 from crm.visits.models import Visit, visit_companion
+from tests.sqlcount import statements
 
 PLAN = gen.Plan(scale=0, banks=3, branches=4, firms=40, visits=160, events=8, registrations=60, credits=40,
                 rms_per_branch=2, bureau_users=1)
@@ -430,19 +431,6 @@ def test_fast_sql_equals_the_reference_for_every_breakdown(site):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _statements_during(fn):
-    seen = []
-
-    def listener(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        return fn(), seen
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
-
-
 def test_a_snapshot_computed_by_one_worker_is_served_to_another_from_the_shared_store(site):
     facts = _facts()
     worker_a, worker_b = snapshots.SnapshotBackend(), snapshots.SnapshotBackend()
@@ -456,7 +444,8 @@ def test_a_snapshot_computed_by_one_worker_is_served_to_another_from_the_shared_
     for f in filters:
         with scoped(bureau):
             computed = compute_metrics(f, DIMENSIONS, backend=worker_a)
-            served, sql = _statements_during(lambda: compute_metrics(f, DIMENSIONS, backend=worker_b))
+            with statements() as sql:
+                served = compute_metrics(f, DIMENSIONS, backend=worker_b)
             # a subset of breakdowns is served from the full result worker A filed
             month_only = compute_metrics(f, ("month",), backend=snapshots.SnapshotBackend())
             expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)

@@ -8,7 +8,6 @@ the same counts and rejections as the commit of the same file.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -25,6 +24,7 @@ from crm.imports.framework import AuditBatch, ImportContext, get_ledger, in_valu
 from tests import factories
 from tests.concurrency import race_at_insert
 from tests.factories_firms import count, csv_bytes
+from tests.sqlcount import statements
 
 HEADERS = ["企业名称", "统一社会信用代码", "所属区", "所属街道", "重点产业", "国民经济行业门类", "高新技术企业",
            "高企证书编号", "高企发证日期", "专精特新", "发明专利数", "实用新型数", "外观设计数", "软件著作权数", "联系人",
@@ -44,18 +44,6 @@ def ledger(rows: list[list]) -> bytes:
     return csv_bytes([HEADERS, *rows])
 
 
-@contextlib.contextmanager
-def statements():
-    seen: list[str] = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", _count)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", _count)
 
 
 def run(data: bytes, user, *, commit: bool = True, valid_only: bool = False):

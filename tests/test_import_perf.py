@@ -9,7 +9,6 @@ statements per chunk, the same for a full chunk as for a chunk of one row.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -22,6 +21,7 @@ from crm.firms.models import Contact, Firm, FirmAccount
 from crm.imports.framework import CHUNK_SIZE, ImportContext, get_ledger, run_import
 from tests import factories
 from tests.factories_firms import count, csv_bytes
+from tests.sqlcount import statements
 
 HEADERS = ["企业名称", "统一社会信用代码", "所属区", "所属街道", "重点产业", "国民经济行业门类", "高新技术企业",
            "高企证书编号", "专精特新", "发明专利数", "实用新型数", "外观设计数", "软件著作权数", "联系人", "联系电话"]
@@ -36,19 +36,6 @@ def ledger(first: int, n: int, *, name: str = "导入", patents: int = 1, contac
     return csv_bytes(rows)
 
 
-@contextlib.contextmanager
-def statements():
-    """Count the SQL statements sent to the database (an executemany counts once)."""
-    seen: list[str] = []
-
-    def _count(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", _count)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", _count)
 
 
 def run(data: bytes, user, *, commit: bool = True):

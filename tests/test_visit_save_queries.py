@@ -18,6 +18,7 @@ from crm.firms.models import FirmAccount
 from crm.visits.models import FollowUp, Visit
 from tests import factories
 from tests.factories_firms import audit_actions, form_visit
+from tests.sqlcount import statements
 
 #: the visit-create POST of a relationship manager whose bank already has an account with the firm (the common
 #: case), no companions, a next step with a due date:
@@ -61,23 +62,15 @@ EDIT_STATEMENTS = 13
 
 def _statements_of(request):
     """Run ``request()`` and return its response and the SQL statements it issued."""
-    seen: list[str] = []
-
-    def listener(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with statements() as seen:
         resp = request()
-    finally:
-        sa.event.remove(db.engine, "before_cursor_execute", listener)
     return resp, seen
 
 
-def _summary(statements) -> str:
+def _summary(sqls) -> str:
     """One line per statement: the verb and the table (``SELECT firm_account``), for a readable failure."""
     out = []
-    for n, sql in enumerate(statements, 1):
+    for n, sql in enumerate(sqls, 1):
         sql = " ".join(sql.split())
         verb = sql.split(" ", 1)[0]
         m = re.search(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)", sql)
