@@ -93,3 +93,11 @@ class VersionMixin:
     @declared_attr.directive
     def __mapper_args__(cls):  # noqa: N805
         return {"version_id_col": cls.__table__.c.version}
+
+
+def upsert_insert(target, dialect_name: str):
+    """``INSERT INTO target`` (a model or a Table) in the dialect's own construct, which takes ``ON CONFLICT ...
+    DO NOTHING / DO UPDATE`` (the same clause on SQLite and PostgreSQL); plain ``INSERT`` on any other engine."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect_name, sa.insert)(target)

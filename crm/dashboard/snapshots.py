@@ -56,12 +56,10 @@ from typing import Any, Callable, Iterable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 
-from crm.core.db import Base
+from crm.core.db import Base, upsert_insert
 from crm.core.scoping import current_scope
 
 __all__ = [
@@ -356,7 +354,7 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
                 else:
                     cur.execute("SET LOCAL lock_timeout = '250ms'")
                 conn.execute(sa.delete(t).where(t.c.version < version))
-                stmt = (sqlite_insert if sqlite else pg_insert)(t).values(key=key, version=version, payload=payload)
+                stmt = upsert_insert(t, conn.dialect.name).values(key=key, version=version, payload=payload)
                 conn.execute(stmt.on_conflict_do_update(
                     index_elements=[t.c.key], set_={"version": stmt.excluded.version, "payload": stmt.excluded.payload},
                     where=t.c.version < stmt.excluded.version))

@@ -6,11 +6,11 @@ from typing import Any, Callable, Mapping, Optional
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import joinedload
 
 from crm.auth.models import Role, User
 from crm.core import audit
+from crm.core.db import upsert_insert
 from crm.core.edits import DomainError, StaleEditError, check_version  # noqa: F401 (re-exported for the views)
 from crm.core.models import Area, Industry, IndustrySection, Street
 from crm.core.validators import ValidationError, normalize_credit_code, normalize_mobile, normalize_text
@@ -164,13 +164,9 @@ def update_firm(firm: Firm, data: Mapping[str, Any], *, user: Optional[User], ve
     return True
 
 
-#: the INSERT of each supported engine that takes ``ON CONFLICT ... DO NOTHING`` (both accept the same clause)
-_INSERT_OR_IGNORE = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
 def insert_or_ignore(model):
     """``INSERT INTO model`` in the engine's dialect, ready for ``.on_conflict_do_nothing(...)``."""
-    return _INSERT_OR_IGNORE[db.session.get_bind(mapper=sa.inspect(model)).dialect.name](model)
+    return upsert_insert(model, db.session.get_bind(mapper=sa.inspect(model)).dialect.name)
 
 
 def _find_account(firm_id: int, bank_id: int) -> Optional[FirmAccount]:

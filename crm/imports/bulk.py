@@ -166,9 +166,9 @@ def insert_rows(model, rows: list[dict], *, key: Sequence[str] = (), skip_confli
 
 def _insert_statement(table, plan: _InsertPlan, keys: tuple, key: tuple, skip_conflicts: bool, dialect):
     """An INSERT executed with the list of rows: an executemany, or a multi-row INSERT ... RETURNING."""
-    from sqlalchemy.dialects import postgresql, sqlite
+    from crm.core.db import upsert_insert
 
-    stmt = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect.name, sa.insert)(table)
+    stmt = upsert_insert(table, dialect.name)
     if skip_conflicts:
         stmt = stmt.on_conflict_do_nothing(index_elements=[table.c[k] for k in key])
     if key:
