@@ -5,7 +5,7 @@ import csv
 import io
 import json
 import zipfile
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from urllib.parse import unquote
 
 import openpyxl
@@ -104,6 +104,33 @@ def test_xlsx_matches_columns_and_has_real_date_cells(world, login_as, client, a
     assert {r[3] for r in rows[1:]} == {"到场甲", "到场乙", "现场戊"}
     ws = openpyxl.load_workbook(io.BytesIO(resp.data)).worksheets[0]
     assert ws["B2"].number_format == "yyyy-mm-dd" and ws["B2"].is_date
+
+
+def test_csv_times_are_the_xlsx_times_as_text(world, login_as, client):
+    """The CSV's times come formatted from the database, the XLSX's as datetimes moved in Python: the same local
+    times, seconds truncated, across midnight, and empty when unset."""
+    e = fe.event([world.bank_a], world.campaign, title="时间核对")
+    utc = timezone.utc
+    times = [
+        (datetime(2026, 6, 18, 16, 59, 59, 987654, tzinfo=utc), datetime(2026, 6, 18, 17, 0, 0, tzinfo=utc)),
+        (datetime(2026, 6, 17, 23, 0, 5, tzinfo=utc), None),
+        (datetime(2026, 12, 31, 15, 30, 0, 500000, tzinfo=utc), datetime(2026, 12, 31, 16, 0, 1, tzinfo=utc)),
+    ]
+    for i, (created, checked) in enumerate(times):
+        r = fe.registration(e, name=f"时间{i}", mob=f"1380000010{i}", checked_in=checked is not None)
+        r.created_at, r.checked_in_at = created, checked
+    db.session.commit()
+    login_as("rm_a")
+    q = {"columns": ["person_name", "registered_at", "checked_in_at"]}
+    csv_rows = parse_csv(client.get(f"/events/{e.id}/export.csv", query_string=q))[1:]
+    xlsx_rows = parse_xlsx(client.get(f"/events/{e.id}/export.xlsx", query_string=q))[1:]
+    assert {r[0]: r[1:] for r in csv_rows} == {
+        "时间0": ["2026-06-19 00:59:59", "2026-06-19 01:00:00"],
+        "时间1": ["2026-06-18 07:00:05", ""],
+        "时间2": ["2026-12-31 23:30:00", "2027-01-01 00:00:01"],
+    }
+    as_text = {r[0]: [v.strftime("%Y-%m-%d %H:%M:%S") if v else "" for v in r[1:]] for r in xlsx_rows}
+    assert as_text == {r[0]: r[1:] for r in csv_rows}
 
 
 def test_organisers_and_admin_get_full_mobiles_others_masked(app, world, attendees):

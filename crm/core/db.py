@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 import sqlalchemy as sa
@@ -101,3 +101,17 @@ def upsert_insert(target, dialect_name: str):
     from sqlalchemy.dialects import postgresql, sqlite
 
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect_name, sa.insert)(target)
+
+
+def local_time_text(column, dialect_name: str, offset: timedelta):
+    """SQL for the text ``YYYY-MM-DD HH:MM:SS`` of a stored UTC instant (a :class:`UTCDateTime` column) at the
+    fixed ``offset`` from UTC, seconds truncated like ``str(datetime)[:19]``; NULL stays NULL.
+
+    For exports that write text anyway (CSV): the database formats each value, so no ``datetime`` object is built,
+    moved to local time and formatted per row in Python. The offset is a whole number of seconds from a constant.
+    """
+    seconds = int(offset.total_seconds())
+    if dialect_name == "postgresql":
+        shifted = sa.func.timezone("UTC", column) + sa.literal_column(f"interval '{seconds} seconds'")
+        return sa.func.to_char(shifted, "YYYY-MM-DD HH24:MI:SS")
+    return sa.func.strftime("%Y-%m-%d %H:%M:%S", column, f"{seconds:+d} seconds")

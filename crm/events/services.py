@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from crm.core import audit, spreadsheets
-from crm.core.db import utcnow
+from crm.core.db import local_time_text, utcnow
 from crm.core.edits import DomainError, StaleEditError
 from crm.core.scoping import current_scope, scoped
 from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile
@@ -751,8 +751,12 @@ class AttendeeExport:
     filename_stem: str
 
 
-def build_attendee_export(event: Event, user, columns: Iterable[str], flt: ExportFilter) -> AttendeeExport:
+def build_attendee_export(event: Event, user, columns: Iterable[str], flt: ExportFilter, *,
+                          times_as_text: bool = False) -> AttendeeExport:
     """Rows (tuples in the order of ``headers``) for the chosen columns and filters; mobiles masked unless permitted.
+
+    Times are naive local ``datetime`` values (what an XLSX date cell needs), or with ``times_as_text`` the text
+    ``YYYY-MM-DD HH:MM:SS`` a CSV writes for them, formatted by the database.
 
     Two statements whatever the size: the preferred banks' names (now), and the rows themselves (lazily, when
     ``rows`` is first iterated, under the tenant scope in force now), fetched ``_EXPORT_YIELD_PER`` at a time.
@@ -768,7 +772,7 @@ def build_attendee_export(event: Event, user, columns: Iterable[str], flt: Expor
             Registration.event_id == event.id, Registration.preferred_bank_id.is_not(None)), flt).distinct()
         banks = {o.id: o.display_name for o in db.session.scalars(sa.select(Organisation).where(
             Organisation.id.in_(bank_ids)))}
-    columns, plan = _export_plan(keys, full, banks)
+    columns, plan = _export_plan(keys, full, banks, times_as_text)
     stmt = (sa.select(*columns)
             .join(Firm, Firm.id == Registration.firm_id)
             .outerjoin(Industry, Industry.code == Firm.industry_code)
@@ -794,7 +798,7 @@ def _export_local_time(value: Optional[datetime]) -> Optional[datetime]:
     return value.astimezone(spreadsheets.DEFAULT_TZ).replace(tzinfo=None)
 
 
-def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
+def _export_plan(keys: list[str], full: bool, banks: dict[int, str], times_as_text: bool = False):
     """The columns to select (only those the chosen keys need, in the order of the keys) and the plan of the
     rows: ``(size, seq_at, consts, transforms)`` — the row length, where the sequence number goes (or None),
     ``(position, key)`` of the event's constants and ``(position, function)`` of the values that need one."""
@@ -803,8 +807,11 @@ def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
     def raw(column):  # an enum's stored value as plain text: no Enum object per cell, one dict look-up
         return sa.type_coerce(column, sa.String())
 
-    def local_time(column):  # a UTC timestamp read plainly and moved to the export's local time in one step
-        return sa.type_coerce(column, sa.DateTime(timezone=True))
+    def local_time(column):
+        if times_as_text:  # the CSV's text, formatted by the database: no datetime object per cell
+            return local_time_text(column, db.session.get_bind().dialect.name, _UTC_TO_EXPORT), None
+        # a UTC timestamp read plainly and moved to the export's local time in one step
+        return sa.type_coerce(column, sa.DateTime(timezone=True)), _export_local_time
 
     def label(labels):
         return lambda v: labels.get(v, v) if v is not None else ""
@@ -818,8 +825,8 @@ def _export_plan(keys: list[str], full: bool, banks: dict[int, str]):
         "preferred_bank": (Registration.preferred_bank_id, lambda v: banks.get(v, "") if v else ""),
         "source": (raw(Registration.source), label(SOURCE_LABELS)),
         "status": (raw(Registration.status), label(STATUS_LABELS)),
-        "registered_at": (local_time(Registration.created_at), _export_local_time),
-        "checked_in_at": (local_time(Registration.checked_in_at), _export_local_time),
+        "registered_at": local_time(Registration.created_at),
+        "checked_in_at": local_time(Registration.checked_in_at),
         "checkin_method": (raw(Registration.checkin_method), label(METHOD_LABELS)),
         "absence_reason": (Registration.absence_reason, None), "remarks": (Registration.remarks, None),
     }

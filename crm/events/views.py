@@ -597,7 +597,7 @@ def export(event_id, fmt):
                            full_mobiles=services.may_see_full_mobiles(user, event))
     db.session.commit()
     # the rows stream from a cursor opened here, under this request's tenant scope, while the file is sent
-    data = services.build_attendee_export(event, user, columns, flt)
+    data = services.build_attendee_export(event, user, columns, flt, times_as_text=fmt == "csv")
     rows = stream_with_context(data.rows)
     if fmt == "csv":
         return send_csv(data.filename_stem + ".csv", data.headers, rows)
