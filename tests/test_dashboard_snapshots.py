@@ -26,7 +26,9 @@ from crm.credit import services as credit_services
 from crm.credit.models import CreditApplication, Pledge, Stage
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import FastSqlBackend
-from crm.dashboard.metrics import DIMENSIONS, MetricFilter, SqlBackend, compute_metrics, get_backend
+from crm.dashboard.metrics import (
+    DIMENSIONS, PAGE_DIMENSIONS, MetricFilter, SqlBackend, compute_metrics, get_backend, page_dimensions,
+)
 from crm.events import services as event_services
 from crm.events.models import Event, EventStatus, Registration
 from crm.extensions import db
@@ -467,6 +469,29 @@ def test_a_snapshot_computed_by_one_worker_is_served_to_another_from_the_shared_
     assert worker_b.stats["misses"] == 1
     version = snapshots.read_write_version(db.session.connection())
     assert set(db.session.scalars(sa.select(snapshots.snapshot_store.c.version))) == {version}
+
+
+def test_the_page_computes_its_own_breakdowns_and_smaller_requests_are_served_from_them(site):
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    with scoped(scope_for(facts["bureau"])):
+        page = compute_metrics(f, page_dimensions("industry"))
+        assert set(page.breakdowns) == set(PAGE_DIMENSIONS)  # no district or street table unless it is open
+        misses, hits = site.stats["misses"], site.stats["hits"]
+        # the records page's totals, one breakdown, another tab of the page: all held by the page's snapshot
+        for dims in ((), ("bank",), page_dimensions("month")):
+            served = compute_metrics(f, dims)
+            assert set(served.breakdowns) == set(dims)
+            assert _plain(served) == _plain(compute_metrics(f, dims, backend=REFERENCE))
+        assert (site.stats["misses"], site.stats["hits"]) == (misses, hits + 3)
+        # the street tab needs the street breakdown: computed once, and it holds the page's too
+        street = compute_metrics(f, page_dimensions("street"))
+        assert _plain(street) == _plain(compute_metrics(f, page_dimensions("street"), backend=REFERENCE))
+        assert site.stats["misses"] == misses + 1
+        worker = snapshots.SnapshotBackend(shared=False)  # a worker whose memory is empty, no shared store
+        compute_metrics(f, page_dimensions("street"), backend=worker)
+        compute_metrics(f, page_dimensions("bank"), backend=worker)
+        assert (worker.stats["misses"], worker.stats["hits"]) == (1, 1)
 
 
 def test_the_shared_store_never_serves_one_bank_what_another_bank_or_the_bureau_sees(site):

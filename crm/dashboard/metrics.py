@@ -43,7 +43,7 @@ from crm.orgs.models import Campaign, Organisation, OrgKind
 from crm.visits.models import Visit, visit_companion
 
 __all__ = [
-    "DIMENSIONS", "API_DIMENSIONS", "METRIC_KEYS", "ALL_KEYS", "NONE_KEY", "MetricFilter", "MetricsResult",
+    "DIMENSIONS", "API_DIMENSIONS", "PAGE_DIMENSIONS", "page_dimensions", "METRIC_KEYS", "ALL_KEYS", "NONE_KEY", "MetricFilter", "MetricsResult",
     "compute_metrics", "records_statement", "count_records", "set_backend", "get_backend", "SqlBackend",
     "campaign_window", "dimension_filter",
 ]
@@ -51,6 +51,14 @@ __all__ = [
 #: every breakdown dimension, and those the API and CLI return
 DIMENSIONS = ("industry", "district", "street", "bank", "branch", "month")
 API_DIMENSIONS = ("industry", "district", "bank", "month")
+#: the breakdowns the dashboard page always shows (charts by industry, bank and month; the league table by bank
+#: and branch); the others only while their table is the open tab
+PAGE_DIMENSIONS = ("industry", "bank", "branch", "month")
+
+
+def page_dimensions(tab: str) -> tuple[str, ...]:
+    """The breakdowns the dashboard page computes when ``tab`` is the open table, in ``DIMENSIONS`` order."""
+    return tuple(d for d in DIMENSIONS if d in PAGE_DIMENSIONS or d == tab)
 ALL_KEYS = tuple(m.key for m in METRICS)
 #: the breakdown key of records without a value for the dimension (no street, a bank's head office, ...)
 NONE_KEY = "_none"

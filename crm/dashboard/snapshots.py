@@ -373,6 +373,19 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)
+def _covering(dims: tuple) -> tuple:
+    """The breakdown sets the dashboard computes that hold ``dims`` (and are not ``dims``), smallest first:
+    the page's (``page_dimensions`` of each tab), then every breakdown."""
+    from crm.dashboard.metrics import DIMENSIONS, page_dimensions
+
+    out: list[tuple] = []
+    for candidate in (*(page_dimensions(tab) for tab in DIMENSIONS), DIMENSIONS):
+        if candidate != dims and set(dims) <= set(candidate) and candidate not in out:
+            out.append(candidate)
+    return tuple(out)
+
+
 class SnapshotBackend:
     """Serves whole results from snapshots filed under the database's write version: from this worker's memory,
     else from the shared store; misses go to ``inner`` and are filed in both."""
@@ -399,7 +412,7 @@ class SnapshotBackend:
 
     def compute_metrics(self, f, breakdowns: Iterable[str], compute: Callable):
         """``compute(f, breakdowns, backend)`` is the uncached computation (metrics._compute_metrics)."""
-        from crm.dashboard.metrics import DIMENSIONS, _lang_is_zh
+        from crm.dashboard.metrics import _lang_is_zh
         from crm.extensions import db
         from crm.orgs.models import Campaign
 
@@ -416,8 +429,8 @@ class SnapshotBackend:
         scope = current_scope()
         database = conn.engine.url.render_as_string(hide_password=True)
         key = (database, version, scope.bank_id, scope.all_banks, _lang_is_zh(), f, dims)
-        # the dashboard's full result holds the totals and every breakdown too
-        keys = [key] + ([key[:-1] + (DIMENSIONS,)] if set(dims) < set(DIMENSIONS) else [])
+        # a result with more breakdowns (the dashboard page's, the full one) holds this one too
+        keys = [key] + [key[:-1] + (covering,) for covering in _covering(dims)]
         cached = next((c for c in map(self._lookup, keys) if c is not None), None)
         if cached is None and self.shared:
             stored = {_store_key(k): k for k in keys}

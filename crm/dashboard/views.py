@@ -20,7 +20,7 @@ from crm.dashboard.definitions import (
 )
 from crm.dashboard.filters import ArgsBuilder, parse_filters, visible_campaigns
 from crm.dashboard.metrics import (
-    DIMENSIONS, NONE_KEY, compute_metrics, count_records, dimension_filter, keys_for_dimension,
+    DIMENSIONS, NONE_KEY, compute_metrics, page_dimensions, count_records, dimension_filter, keys_for_dimension,
     records_statement, registered_secured_fen, sla_outcomes,
 )
 from crm.dashboard.services import (
@@ -150,7 +150,10 @@ def index():
     f = parsed.metric_filter
     if f is None:
         return render_template("dashboard/index.html", parsed=parsed, options=options, result=None)
-    result = compute_metrics(f, DIMENSIONS)
+    tab = request.args.get("tab")
+    tab = tab if tab in DIMENSIONS else DIMENSIONS[0]
+    # the charts' and league table's breakdowns, and the open table's: by district or street only when open
+    result = compute_metrics(f, page_dimensions(tab))
     args = ArgsBuilder(parsed.campaign)
     base_args = args(f)
     targets = targets_map(parsed.campaign)
@@ -170,9 +173,7 @@ def index():
         return args(narrowed) if narrowed is not None else None
 
     # One breakdown table at a time (the tabs are links): the six tables held ~2,600 linked numbers, most of the
-    # page's weight on a phone and of its render time; the numbers of every breakdown are in the snapshot anyway.
-    tab = request.args.get("tab")
-    tab = tab if tab in DIMENSIONS else DIMENSIONS[0]
+    # page's weight on a phone and of its render time.
     here = request.args.to_dict()
     breakdowns = []
     for dim in DIMENSIONS:
