@@ -325,6 +325,27 @@ def _staff_parts(c: _Ctx, visits_from=_visits_from) -> list[tuple[sa.Select, Any
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _staff_grouped(stmt: sa.Select, date_col, event_col, dim: Optional[str]) -> sa.Select:
+    """A part of :func:`_staff_parts` with its group column ``g`` for ``dim`` (none for the totals)."""
+    g = None
+    if dim == "month":
+        g = _month(date_col)
+    elif dim == "bank" and event_col is None:
+        stmt, g = stmt.where(User.bank_id == Visit.bank_id), Visit.bank_id
+    elif dim == "bank":
+        m = _event_bank_map()
+        stmt = stmt.join(m, sa.and_(m.c.event_id == event_col, m.c.bank_id == User.bank_id))
+        g = m.c.bank_id
+    elif dim == "branch" and event_col is None:
+        g = Visit.branch_id
+    elif dim == "branch":
+        m = _event_branch_map()
+        stmt, g = stmt.outerjoin(m, m.c.event_id == event_col), m.c.branch_id
+    return stmt.add_columns(g.label("g")) if g is not None else stmt
+
+
+
+
 def _month(col):
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -482,29 +503,17 @@ class SqlBackend:
 
     def _staff(self, c, dim):
         """Distinct bank users; per bank, the bank's own users in the bank's records; per branch, the branch's records."""
-        parts = []
-        for stmt, date_col, event_col in _staff_parts(c, self.visits_from):
-            g = None
-            if dim == "month":
-                g = _month(date_col)
-            elif dim == "bank" and event_col is None:
-                stmt, g = stmt.where(User.bank_id == Visit.bank_id), Visit.bank_id
-            elif dim == "bank":
-                m = _event_bank_map()
-                stmt = stmt.join(m, sa.and_(m.c.event_id == event_col, m.c.bank_id == User.bank_id))
-                g = m.c.bank_id
-            elif dim == "branch" and event_col is None:
-                g = Visit.branch_id
-            elif dim == "branch":
-                m = _event_branch_map()
-                stmt, g = stmt.outerjoin(m, m.c.event_id == event_col), m.c.branch_id
-            parts.append(stmt.add_columns(g.label("g")) if g is not None else stmt)
-        u = sa.union_all(*parts).subquery()  # the outer COUNT(DISTINCT) removes the repeats
+        u = sa.union_all(*self._staff_selects(c, dim)).subquery()  # the outer COUNT(DISTINCT) removes the repeats
         if dim is None:
             outer = sa.select(sa.func.count(sa.distinct(u.c.user_id)))
         else:
             outer = sa.select(sa.func.count(sa.distinct(u.c.user_id)), u.c.g).group_by(u.c.g)
         return [({"staff_participating": r[0]}, *r[1:]) for r in db.session.execute(outer).all()]
+
+    def _staff_selects(self, c, dim) -> list[sa.Select]:
+        """One statement of (user_id[, g]) per way of taking part (visits, companions, event staff)."""
+        return [_staff_grouped(stmt, date_col, event_col, dim)
+                for stmt, date_col, event_col in _staff_parts(c, self.visits_from)]
 
     def _approved(self, c, dim):
         app = CreditApplication
