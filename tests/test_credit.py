@@ -350,3 +350,33 @@ def test_credit_pages_render_for_every_role(app, world, login_as):
                     "/credit/?campaign=ZCR2026&stage=approved&from=2026-01-01&to=2026-12-31&bank=1&area=longgang"):
             assert client.get(url).status_code == 200, (user, url)
         client.post("/logout")
+
+
+def test_the_list_pages_through_every_application_newest_first_keeping_the_filters(app, world, login_as):
+    import html as html_lib
+    import re
+
+    mine = [fc.application(world, firm=factories.firm(), accepted_on=date(2026, 3, 1 + i % 20)) for i in range(61)]
+    others = [fc.application(world, world.rm_b, firm=factories.firm(), accepted_on=date(2026, 3, 5)) for _ in range(3)]
+    db.session.commit()
+    newest_first = [a.id for a in sorted(mine, key=lambda a: (a.accepted_on, a.id), reverse=True)]
+
+    def walk(client, url):
+        seen, pages = [], 0
+        while url:
+            body = client.get(url).get_data(as_text=True)
+            seen += [int(x) for x in re.findall(r'href="/credit/(\d+)"', body)]
+            pages += 1
+            m = re.search(r'rel="next" data-testid="next-page" href="([^"]+)"', body)
+            url = html_lib.unescape(m.group(1)) if m else None
+            assert url is None or "stage=accepted" in url  # the filter goes with the cursor
+        return seen, pages
+
+    seen, pages = walk(login_as(world.rm_a), "/credit/?stage=accepted")
+    assert (seen, pages) == (newest_first, 2)  # 50 + 11, ties on a day broken by id, none twice, none left out
+    assert not set(seen) & {a.id for a in others}
+    seen, pages = walk(login_as(world.bureau_user), "/credit/?stage=accepted")
+    assert sorted(seen) == sorted(newest_first + [a.id for a in others]) and pages == 2
+    # a cursor that is not one starts at the first page
+    first = login_as(world.rm_a).get("/credit/?after=%25%25garbage").get_data(as_text=True)
+    assert re.findall(r'href="/credit/(\d+)"', first)[:50] == [str(i) for i in newest_first[:50]]

@@ -132,10 +132,31 @@ def _with_related(stmt: sa.Select) -> sa.Select:
                         selectinload(A.pledges).joinedload(Pledge.ip_asset))
 
 
-def applications(filters: Filters, limit: int = 500) -> list[CreditApplication]:
+@dataclass
+class ApplicationPage:
+    items: list
+    next_cursor: Optional[str]
+    is_first: bool
+
+
+def application_page(filters: Filters, after: Optional[str] = None, per_page: int = 50) -> ApplicationPage:
+    """One page of applications, newest accepted first, after the cursor (keyset on (accepted_on, id), the
+    firm and visit lists' cursor: page 100 costs what page 1 costs, and no application is silently left out)."""
+    from crm.firms.queries import decode_cursor, encode_cursor
+
     A = CreditApplication
-    stmt = filters.apply(sa.select(A)).order_by(A.accepted_on.desc(), A.id.desc()).limit(limit)
-    return list(db.session.scalars(_with_related(stmt)))
+    stmt = filters.apply(sa.select(A))
+    cursor = decode_cursor(after, "last_visit")  # (a date, an id)
+    if cursor is not None:
+        day, ident = cursor
+        stmt = stmt.where(A.accepted_on <= day, sa.or_(A.accepted_on < day, A.id < ident))
+    stmt = stmt.order_by(A.accepted_on.desc(), A.id.desc()).limit(per_page + 1)
+    items = list(db.session.scalars(_with_related(stmt)))
+    next_cursor = None
+    if len(items) > per_page:
+        items = items[:per_page]
+        next_cursor = encode_cursor([items[-1].accepted_on.isoformat(), items[-1].id])
+    return ApplicationPage(items, next_cursor, cursor is None)
 
 
 def ip_pledge_deals(filters: Filters, limit: int = 1000) -> list[CreditApplication]:

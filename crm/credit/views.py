@@ -97,12 +97,14 @@ def _filter_choices():
 def index():
     """Applications (filterable), each open one with its deadline and working days left."""
     filters = queries.Filters.from_args(request.args)
-    apps = queries.applications(filters)
+    page = queries.application_page(filters, request.args.get("after"))
     today = today_local()
     overrides = load_overrides()
-    rows = [(a, application_sla(a, today, overrides)) for a in apps]
-    return render_template("credit/index.html", rows=rows, filters=filters, today=today,
-                           provisional=any(p and p.provisional for _a, p in rows), **_filter_choices())
+    rows = [(a, application_sla(a, today, overrides)) for a in page.items]
+    filter_args = {k: request.args[k] for k in queries.FILTER_PARAMS if request.args.get(k)}
+    return render_template("credit/index.html", rows=rows, filters=filters, today=today, page=page,
+                           filter_args=filter_args, provisional=any(p and p.provisional for _a, p in rows),
+                           **_filter_choices())
 
 
 def _firm_lookup_url():
