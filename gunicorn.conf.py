@@ -53,6 +53,15 @@ preload_app = True
 control_socket_disable = True
 
 
+def pre_fork(server, worker):
+    """In the master, before it forks a worker: exempt the preloaded app's objects from garbage collection
+    (crm.freeze_loaded_objects), so workers never walk them in a full collection (an 80 ms pause every few
+    requests) nor copy their memory pages by touching them."""
+    from crm import freeze_loaded_objects
+
+    freeze_loaded_objects()
+
+
 def post_fork(server, worker):
     """In each new worker: forget the parent's connection pools without closing the parent's connections."""
     from crm.extensions import db

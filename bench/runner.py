@@ -146,12 +146,14 @@ def schema_key(seed: int, scale: float) -> str:
 
 
 def bench_app(url: str, **extra):
-    from crm import create_app
+    from crm import create_app, freeze_loaded_objects
 
     cfg = {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_urlsafe(32), "WTF_CSRF_ENABLED": False,
            "RATELIMIT_ENABLED": False, "TESTING": False, "DEBUG": False}
     cfg.update(extra)
-    return create_app("config.Config", cfg)
+    app = create_app("config.Config", cfg)
+    freeze_loaded_objects()  # as gunicorn.conf.py's pre_fork does for each worker: measure what production runs
+    return app
 
 
 def migrate_and_generate(url: str, scale: float, seed: int, log) -> dict:

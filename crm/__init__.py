@@ -12,6 +12,22 @@ from crm.extensions import babel, csrf, db, limiter, login_manager, migrate
 log = logging.getLogger(__name__)
 
 
+def freeze_loaded_objects() -> int:
+    """Exempt every object alive now (the loaded code, the app, its extensions) from garbage collection; returns
+    how many were frozen. For a server process, once the app is built: gunicorn's master before it forks its
+    workers (gunicorn.conf.py ``pre_fork``), and the benchmark's in-process app, which stands for a worker.
+
+    A full collection walks every tracked object, and a built app holds about 120,000 that live as long as the
+    process: one in every ten requests or so paid 80 ms for it (the p95 of pages whose median is 15-50 ms).
+    Frozen, they are never walked again (nor written to, so forked workers keep sharing their memory pages).
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def create_app(config_class: str = "config.Config", overrides: dict | None = None) -> Flask:
     """Build the app; importing or calling this has no side effects on any database."""
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)

@@ -114,6 +114,53 @@ def test_list_shows_upcoming_and_past_events_of_own_bank_only(world, login_as, c
     assert "B银行专场" not in html
 
 
+def test_both_lists_page_through_every_event_in_order_and_say_how_many(world, login_as, client):
+    import html as html_lib
+    import re
+    from datetime import time
+
+    today = date.today()
+    upcoming, past = [], []
+    for i in range(57):  # three a day, one without a start time (first of its day), and ties on the start
+        start = [None, time(14, 0), time(9, 30)][i % 3] if i % 5 else time(9, 30)
+        upcoming.append(fe.event([world.bank_a], world.campaign, title=f"未来{i}",
+                                 held_on=today + timedelta(days=1 + i // 3), start_time=start))
+    for i in range(53):
+        past.append(fe.event([world.branch_a], world.campaign, title=f"过去{i}",
+                             held_on=today - timedelta(days=1 + i // 2)))
+    fe.event([world.bank_b], world.campaign, title="B银行专场", held_on=today + timedelta(days=1))
+    db.session.commit()
+    expected_up = [e.id for e in sorted(upcoming, key=lambda e: (e.held_on, e.start_time or time(0), e.id))]
+    expected_past = [e.id for e in sorted(past, key=lambda e: (e.held_on, e.id), reverse=True)]
+    login_as("rm_a")
+
+    def section(body, testid):
+        return body.split(f'data-testid="{testid}-events"')[1].split("</div>\n<div")[0]
+
+    def walk(testid, url="/events/?status=planned"):
+        seen, pages, other_first = [], 0, None
+        while url:
+            body = client.get(url).get_data(as_text=True)
+            assert re.search(rf'data-testid="{testid}-total">(\d+)<', body).group(1) == str(
+                len(expected_up) if testid == "upcoming" else len(expected_past))
+            seen += [int(x) for x in re.findall(r'href="/events/(\d+)"', section(body, testid))]
+            other = "past" if testid == "upcoming" else "upcoming"
+            shown = re.findall(r'href="/events/(\d+)"', section(body, other))
+            other_first = other_first or shown[0]
+            assert shown[0] == other_first  # paging one list keeps the other where it is
+            pages += 1
+            m = re.search(rf'data-testid="{testid}-next" href="([^"]+)"', body)
+            url = html_lib.unescape(m.group(1)) if m else None
+            assert url is None or "status=planned" in url
+        return seen, pages
+
+    assert walk("upcoming") == (expected_up, 2)
+    assert walk("past") == (expected_past, 2)
+    body = client.get("/events/?past_after=not-a-cursor").get_data(as_text=True)
+    assert re.findall(r'href="/events/(\d+)"', section(body, "past"))[:50] == [str(i) for i in expected_past[:50]]
+    assert "B银行专场" not in body
+
+
 def test_bureau_and_admin_see_every_banks_events(world, login_as, client):
     fe.event([world.bank_a], world.campaign, title="A专场")
     fe.event([world.bank_b], world.campaign, title="B专场")

@@ -6,6 +6,7 @@ Refusals are :class:`EventError` whose ``str()`` is a message for the page.
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -258,19 +259,70 @@ def unpublish(event: Event, user) -> Event:
     return event
 
 
-def event_lists(today: date, *, status: Optional[str] = None, q: str = "", limit: int = 200):
-    """Upcoming (soonest first) and past (latest first) events visible to the viewer."""
+@dataclass
+class EventPage:
+    items: list
+    total: int  #: events in the whole list (every page)
+    next_cursor: Optional[str]
+    is_first: bool
+
+
+_MIDNIGHT = time(0, 0)
+
+
+def event_lists(today: date, *, status: Optional[str] = None, q: str = "", upcoming_after: Optional[str] = None,
+                past_after: Optional[str] = None, per_page: int = 50) -> tuple[EventPage, EventPage]:
+    """Upcoming (soonest first, by start time within a day) and past (latest first) events visible to the viewer,
+    a page of each after its cursor (keyset, the firm list's cursor format: a far page costs what the first
+    costs), with the size of each whole list."""
+    from crm.firms.queries import decode_cursor, encode_cursor
+
     stmt = sa.select(Event)
     if status:
         stmt = stmt.where(Event.status == EventStatus(status))
     if q:
         stmt = stmt.where(sa.or_(Event.title.contains(q, autoescape=True), Event.code.contains(q, autoescape=True),
                                  Event.venue.contains(q, autoescape=True)))
-    upcoming = db.session.scalars(stmt.where(Event.held_on >= today)
-                                  .order_by(Event.held_on, Event.start_time, Event.id).limit(limit)).all()
-    past = db.session.scalars(stmt.where(Event.held_on < today)
-                              .order_by(Event.held_on.desc(), Event.id.desc()).limit(limit)).all()
-    return upcoming, past
+    upcoming, past = stmt.where(Event.held_on >= today), stmt.where(Event.held_on < today)
+    totals = [db.session.scalar(sa.select(sa.func.count()).select_from(s.subquery())) or 0 for s in (upcoming, past)]
+
+    starts = sa.func.coalesce(Event.start_time, _MIDNIGHT)  # no start time: first of its day
+    cursor = _decode_upcoming_cursor(upcoming_after)
+    if cursor is not None:
+        day, start, ident = cursor
+        upcoming = upcoming.where(Event.held_on >= day, sa.or_(
+            Event.held_on > day, starts > start, sa.and_(starts == start, Event.id > ident)))
+    items = list(db.session.scalars(upcoming.order_by(Event.held_on, starts, Event.id).limit(per_page + 1)))
+    more = len(items) > per_page
+    items = items[:per_page]
+    last = items[-1] if more else None
+    upcoming_page = EventPage(items, totals[0], encode_cursor(
+        [last.held_on.isoformat(), (last.start_time or _MIDNIGHT).isoformat(), last.id]) if last else None,
+        cursor is None)
+
+    cursor = decode_cursor(past_after, "last_visit")  # (a date, an id)
+    if cursor is not None:
+        day, ident = cursor
+        past = past.where(Event.held_on <= day, sa.or_(Event.held_on < day, Event.id < ident))
+    items = list(db.session.scalars(past.order_by(Event.held_on.desc(), Event.id.desc()).limit(per_page + 1)))
+    more = len(items) > per_page
+    items = items[:per_page]
+    past_page = EventPage(items, totals[1], encode_cursor([items[-1].held_on.isoformat(), items[-1].id])
+                          if more else None, cursor is None)
+    return upcoming_page, past_page
+
+
+def _decode_upcoming_cursor(cursor: Optional[str]) -> Optional[tuple[date, time, int]]:
+    """(day, start time, id) of an upcoming-events cursor; None when missing or malformed (page 1)."""
+    if not cursor or len(cursor) > 200:
+        return None
+    try:
+        day, start, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(ident, int) or isinstance(ident, bool):
+            return None
+        return date.fromisoformat(day), time.fromisoformat(start), ident
+    except (ValueError, TypeError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------

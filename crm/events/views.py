@@ -87,9 +87,11 @@ def index():
     if status not in STATUS_LABELS:
         status = ""
     q = (request.args.get("q") or "").strip()[:60]
-    upcoming, past = services.event_lists(today_local(), status=status or None, q=q)
+    upcoming, past = services.event_lists(today_local(), status=status or None, q=q,
+                                          upcoming_after=request.args.get("upcoming_after"),
+                                          past_after=request.args.get("past_after"))
     counts = {}
-    ids = [e.id for e in upcoming + past]
+    ids = [e.id for e in upcoming.items + past.items]
     if ids:
         rows = db.session.execute(
             sa.select(Registration.event_id, sa.func.count(Registration.id),
@@ -97,7 +99,17 @@ def index():
             .where(Registration.event_id.in_(ids), Registration.status != "cancelled")
             .group_by(Registration.event_id)).all()
         counts = {r[0]: (r[1], r[2]) for r in rows}
-    return render_template("events/index.html", upcoming=upcoming, past=past, status=status, q=q, counts=counts)
+    # each list's "first page" and "next page" links; paging one list keeps the other where it is
+    here = {k: v for k, v in (("q", q), ("status", status)) if v}
+    cursors = {"upcoming_after": request.args.get("upcoming_after"), "past_after": request.args.get("past_after")}
+    links = {}
+    for name, page, param in (("upcoming", upcoming, "upcoming_after"), ("past", past, "past_after")):
+        keep = {**here, **{k: v for k, v in cursors.items() if v and k != param}}
+        links[name] = {"first": None if page.is_first else url_for("events.index", **keep),
+                       "next": url_for("events.index", **keep, **{param: page.next_cursor}) if page.next_cursor
+                       else None}
+    return render_template("events/index.html", upcoming=upcoming, past=past, status=status, q=q, counts=counts,
+                           links=links)
 
 
 def _fill_event_choices(form: EventForm, user) -> None:
