@@ -103,6 +103,44 @@ def test_manager_sees_every_overdue_follow_up_of_the_bank_with_branch_counts(wor
     assert login_as("rm_a").get("/visits/followups/overdue").status_code == 403
 
 
+def test_the_overdue_list_pages_and_narrows_to_a_branch_with_every_follow_up_once(world, login_as, client):
+    import html as html_lib
+    import re
+
+    today = today_local()
+    head_office = [factories.follow_up(world.firm, world.mgr_a, today - timedelta(days=1 + i % 7)) for i in range(40)]
+    branch = [factories.follow_up(world.firm, world.rm_a2, today - timedelta(days=1 + i % 9)) for i in range(23)]
+    factories.follow_up(world.firm, world.rm_a2, today, title="今天到期")  # due today: not overdue
+    factories.follow_up(world.firm, world.rm_b, today - timedelta(days=2), title="乙行事项")
+    db.session.commit()
+    login_as("mgr_a")
+
+    def walk(url):
+        seen, pages, total = [], 0, None
+        while url:
+            body = client.get(url).get_data(as_text=True)
+            assert "乙行事项" not in body and "今天到期" not in body
+            total = int(re.search(r'data-testid="overdue-total">(\d+)<', body).group(1))
+            seen += [int(x) for x in re.findall(r'data-followup-id="(\d+)"', body)]
+            pages += 1
+            m = re.search(r'rel="next" data-testid="next-page" href="([^"]+)"', body)
+            url = html_lib.unescape(m.group(1)) if m else None
+        return seen, pages, total
+
+    def oldest_first(items):
+        return [f.id for f in sorted(items, key=lambda f: (f.due_on, f.id))]
+
+    assert walk("/visits/followups/overdue") == (oldest_first(head_office + branch), 2, 63)
+    branch_code = world.rm_a2.org.code
+    assert walk(f"/visits/followups/overdue?branch={branch_code}") == (oldest_first(branch), 1, 23)
+    # each item's hand-over list selects its own assignee, and nobody else
+    listing = client.get(f"/visits/followups/overdue?branch={branch_code}").get_data(as_text=True).split(
+        'data-testid="overdue-list"')[1]
+    assert listing.count(f'<option value="{world.rm_a2.id}" selected>') == 23 == listing.count(" selected>")
+    # another bank's branch is no filter at all
+    assert walk(f"/visits/followups/overdue?branch={world.rm_b.org.code}")[2] == 63
+
+
 def test_follow_up_booked_from_the_firm_page(world, login_as):
     client = login_as("rm_a")
     resp = client.post(f"/visits/followups/new?firm_id={world.firm.id}",

@@ -348,13 +348,23 @@ class BranchCount:
     count: int
 
 
-def overdue_in_bank(bank_id: int, today: Optional[date] = None) -> tuple[list[FollowUp], list[BranchCount]]:
-    """Every overdue open follow-up of the bank, and each branch's count (by the assignee's branch)."""
+@dataclass
+class OverduePage:
+    items: list
+    total: int  #: overdue follow-ups in the list (every page; of the branch when one is chosen)
+    next_cursor: Optional[str]
+    is_first: bool
+
+
+def overdue_in_bank(bank_id: int, today: Optional[date] = None, *, branch_id: Optional[int] = None,
+                    after: Optional[str] = None, per_page: int = 50) -> tuple[OverduePage, list[BranchCount]]:
+    """The bank's overdue open follow-ups, longest overdue first, a page after the cursor (keyset on (due_on, id),
+    the firm list's cursor), of one branch when ``branch_id`` is given (by the assignee's branch); and each
+    branch's count, whatever the branch chosen."""
+    from crm.firms.queries import decode_cursor, encode_cursor
+
     today = today or today_local()
     cond = sa.and_(FollowUp.bank_id == bank_id, FollowUp.status == FollowUpStatus.OPEN, FollowUp.due_on < today)
-    items = list(db.session.scalars(
-        sa.select(FollowUp).where(cond).order_by(FollowUp.due_on, FollowUp.id)
-        .options(selectinload(FollowUp.firm), selectinload(FollowUp.assignee))))
     rows = db.session.execute(
         sa.select(User.org_id, sa.func.count(FollowUp.id)).join(User, User.id == FollowUp.assignee_id)
         .where(cond).group_by(User.org_id)).all()
@@ -362,4 +372,20 @@ def overdue_in_bank(bank_id: int, today: Optional[date] = None) -> tuple[list[Fo
     orgs = db.session.scalars(sa.select(Organisation).where(
         sa.or_(Organisation.id == bank_id, Organisation.parent_id == bank_id)).order_by(Organisation.code)).all()
     per_branch = [BranchCount(o, counts.get(o.id, 0)) for o in orgs if o.id != bank_id or counts.get(o.id)]
-    return items, per_branch
+
+    stmt = sa.select(FollowUp).where(cond)
+    if branch_id is not None:
+        stmt = stmt.where(FollowUp.assignee_id.in_(sa.select(User.id).where(User.org_id == branch_id)))
+    total = counts.get(branch_id, 0) if branch_id is not None else sum(counts.values())
+    cursor = decode_cursor(after, "last_visit")  # (a date, an id)
+    if cursor is not None:
+        day, ident = cursor
+        stmt = stmt.where(FollowUp.due_on >= day, sa.or_(FollowUp.due_on > day, FollowUp.id > ident))
+    items = list(db.session.scalars(
+        stmt.order_by(FollowUp.due_on, FollowUp.id).limit(per_page + 1)
+        .options(selectinload(FollowUp.firm), selectinload(FollowUp.assignee))))
+    next_cursor = None
+    if len(items) > per_page:
+        items = items[:per_page]
+        next_cursor = encode_cursor([items[-1].due_on.isoformat(), items[-1].id])
+    return OverduePage(items, total, next_cursor, cursor is None), per_branch

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from markupsafe import Markup, escape
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm.auth.decorators import bank_user_required, role_required
@@ -19,6 +20,7 @@ from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
 from crm.firms.services import bank_users, visible_contacts
+from crm.orgs.models import Organisation
 from crm.visits import bp, services
 from crm.visits.forms import FollowUpDoneForm, FollowUpForm, ReassignForm, VisitForm
 from crm.visits.models import FollowUp, Visit, visit_companion
@@ -180,14 +182,38 @@ def my_followups():
     return render_template("visits/my_followups.html", groups=groups, today=today, colleagues=colleagues)
 
 
+@bp.app_template_global()
+def assignee_options(colleagues, selected_id) -> Markup:
+    """The ``<option>``s of the colleagues a follow-up can be handed to, its assignee selected. A page of
+    follow-ups repeats one bank's list of colleagues for every item (50 items x 130 colleagues): it is rendered
+    once per request, and each item only marks its own assignee."""
+    cache = g.setdefault("assignee_options", {})
+    html = cache.get(id(colleagues))
+    if html is None:
+        html = cache[id(colleagues)] = "".join(
+            f'<option value="{u.id}">{escape(u.display_name)}</option>' for u in colleagues)
+    if selected_id is not None:
+        html = html.replace(f'<option value="{selected_id}">', f'<option value="{selected_id}" selected>', 1)
+    return Markup(html)
+
+
 @bp.route("/followups/overdue")
 @role_required(Role.BANK_MANAGER)
 def overdue():
     """The bank manager's view: every overdue follow-up of the bank, and each branch's count."""
     today = today_local()
-    items, per_branch = services.overdue_in_bank(current_user.bank_id, today)
-    return render_template("visits/overdue.html", items=items, per_branch=per_branch, today=today,
-                           colleagues=bank_users(current_user.bank_id))
+    branch_code = (request.args.get("branch") or "").strip()[:40]
+    branch = db.session.scalar(sa.select(Organisation).where(
+        Organisation.code == branch_code, sa.or_(Organisation.id == current_user.bank_id,
+                                                 Organisation.parent_id == current_user.bank_id))) \
+        if branch_code else None
+    page, per_branch = services.overdue_in_bank(current_user.bank_id, today, branch_id=branch.id if branch else None,
+                                                after=request.args.get("after"))
+    here = {"branch": branch.code} if branch else {}
+    return render_template("visits/overdue.html", page=page, per_branch=per_branch, today=today, branch=branch,
+                           first_url=None if page.is_first else url_for("visits.overdue", **here),
+                           next_url=url_for("visits.overdue", after=page.next_cursor, **here) if page.next_cursor
+                           else None, colleagues=bank_users(current_user.bank_id))
 
 
 @bp.route("/followups/new", methods=["GET", "POST"])
