@@ -96,6 +96,25 @@ def test_breakdown_and_league_numbers_link_to_the_same_count(known, client, logi
     assert checked >= 20
 
 
+def test_the_league_table_shows_the_chosen_bank_or_branch_only(known, client, login_as, world):
+    login_as("bureau")
+
+    def league_orgs(query):
+        html = client.get(f"/dashboard/?campaign=ZCR2026{query}").get_data(as_text=True)
+        table = html.split('data-testid="league"')[1].split("</table>")[0]
+        return re.findall(r'<tr class="[^"]*" data-org="([^"]+)"', table)
+
+    everyone = league_orgs("")
+    assert {world.bank_a.code, world.bank_b.code, world.branch_a.code} <= set(everyone)
+    bank_a = league_orgs(f"&bank={world.bank_a.code}")
+    assert bank_a[0] == world.bank_a.code and world.bank_b.code not in bank_a
+    assert set(bank_a) == {o for o in everyone if o == world.bank_a.code or o.startswith(world.bank_a.code + "-")}
+    assert league_orgs(f"&bank={world.bank_a.code}&branch={world.branch_a.code}") == [world.bank_a.code,
+                                                                                    world.branch_a.code]
+    # a filter on something else than the bank keeps every bank: their numbers are real
+    assert sorted(league_orgs("&industry=ai")) == sorted(everyone)
+
+
 BANK_USERS = ["rm_a", "rm_a2", "mgr_a", "rm_b", "mgr_b", "rm_a3", "rm_b2"]
 
 

@@ -94,7 +94,13 @@ def league(result: MetricsResult, campaign: Campaign, user=None) -> list[LeagueR
     by_bank = result.breakdowns.get("bank", {})
     by_branch = result.breakdowns.get("branch", {})
     banks = campaign_banks(campaign, user)
+    f = result.filter
+    if f.bank_id is not None:  # the numbers are one bank's: the other banks' rows would only show zeros
+        banks = [b for b in banks if b.id == f.bank_id]
     branches = branches_of(banks)
+    if f.branch_id is not None:  # one branch's numbers: its bank's row (the branch's numbers) and the branch
+        branches = {bank_id: [br for br in rows if br.id == f.branch_id] for bank_id, rows in branches.items()}
+        banks = [b for b in banks if branches[b.id]]
 
     def row(org: Organisation, values: dict, is_branch: bool) -> LeagueRow:
         r = LeagueRow(org, is_branch)
