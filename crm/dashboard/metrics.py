@@ -756,25 +756,31 @@ def records_statement(key: str, f: MetricFilter) -> tuple[str, sa.Select]:
     c = _resolve(f, campaign)
     app = CreditApplication
     order_apps = (app.decided_on, app.id)
+    # the active backend's way of selecting visits and check-ins (crm.dashboard.fastsql's skips the join to firm
+    # when no firm filter needs it: the same rows, 0.8 -> 0.2 s for the firms reached at scale 1)
+    backend = get_backend()
+    selectors = getattr(backend, "inner", backend)
+    visits_from = getattr(selectors, "visits_from", _visits_from)
+    attendances_from = getattr(selectors, "attendances_from", _attendances_from)
     if key == "firms_reached":
-        u = sa.union(_visits_from(c, Visit.firm_id.label("firm_id")),
-                     _attendances_from(c, Registration.firm_id.label("firm_id"))).subquery()
+        u = sa.union(visits_from(c, Visit.firm_id.label("firm_id")),
+                     attendances_from(c, Registration.firm_id.label("firm_id"))).subquery()
         stmt = _firms_in(sa.select(u.c.firm_id))
     elif key == "firms_visited":
-        stmt = _firms_in(_visits_from(c, Visit.firm_id))
+        stmt = _firms_in(visits_from(c, Visit.firm_id))
     elif key == "firms_with_need":
-        stmt = _firms_in(_visits_from(c, Visit.firm_id).where(Visit.need_amount_fen > 0))
+        stmt = _firms_in(visits_from(c, Visit.firm_id).where(Visit.need_amount_fen > 0))
     elif key == "visits":
-        stmt = _visits_from(c, Visit).order_by(Visit.visited_on, Visit.id)
+        stmt = visits_from(c, Visit).order_by(Visit.visited_on, Visit.id)
     elif key == "events_held":
         stmt = _events_from(c, Event).order_by(Event.held_on, Event.id)
     elif key == "firm_attendances":
-        stmt = (_attendances_from(c, Registration.event_id, Registration.firm_id,
-                                  sa.func.count(Registration.id).label("people"))
+        stmt = (attendances_from(c, Registration.event_id, Registration.firm_id,
+                                 sa.func.count(Registration.id).label("people"))
                 .group_by(Registration.event_id, Registration.firm_id)
                 .order_by(sa.func.min(Event.held_on), Registration.event_id, Registration.firm_id))
     elif key == "staff_participating":
-        u = sa.union(*[s for s, _d, _e in _staff_parts(c)]).subquery()
+        u = sa.union(*[s for s, _d, _e in _staff_parts(c, visits_from)]).subquery()
         stmt = sa.select(User).where(User.id.in_(sa.select(u.c.user_id))).order_by(User.bank_id, User.username)
     elif key == "credit_firms":
         stmt = _firms_in(_approved_from(c, app.firm_id))
