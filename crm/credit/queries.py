@@ -142,7 +142,7 @@ class ApplicationPage:
 def application_page(filters: Filters, after: Optional[str] = None, per_page: int = 50) -> ApplicationPage:
     """One page of applications, newest accepted first, after the cursor (keyset on (accepted_on, id), the
     firm and visit lists' cursor: page 100 costs what page 1 costs, and no application is silently left out)."""
-    from crm.firms.queries import decode_cursor, encode_cursor
+    from crm.firms.queries import decode_cursor, keyset_page
 
     A = CreditApplication
     stmt = filters.apply(sa.select(A))
@@ -150,12 +150,8 @@ def application_page(filters: Filters, after: Optional[str] = None, per_page: in
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(A.accepted_on <= day, sa.or_(A.accepted_on < day, A.id < ident))
-    stmt = stmt.order_by(A.accepted_on.desc(), A.id.desc()).limit(per_page + 1)
-    items = list(db.session.scalars(_with_related(stmt)))
-    next_cursor = None
-    if len(items) > per_page:
-        items = items[:per_page]
-        next_cursor = encode_cursor([items[-1].accepted_on.isoformat(), items[-1].id])
+    items, next_cursor = keyset_page(_with_related(stmt.order_by(A.accepted_on.desc(), A.id.desc())), per_page,
+                                     lambda a: [a.accepted_on.isoformat(), a.id])
     return ApplicationPage(items, next_cursor, cursor is None)
 
 

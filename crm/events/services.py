@@ -275,7 +275,7 @@ def event_lists(today: date, *, status: Optional[str] = None, q: str = "", upcom
     """Upcoming (soonest first, by start time within a day) and past (latest first) events visible to the viewer,
     a page of each after its cursor (keyset, the firm list's cursor format: a far page costs what the first
     costs), with the size of each whole list."""
-    from crm.firms.queries import decode_cursor, encode_cursor
+    from crm.firms.queries import decode_cursor, keyset_page
 
     stmt = sa.select(Event)
     if status:
@@ -292,23 +292,17 @@ def event_lists(today: date, *, status: Optional[str] = None, q: str = "", upcom
         day, start, ident = cursor
         upcoming = upcoming.where(Event.held_on >= day, sa.or_(
             Event.held_on > day, starts > start, sa.and_(starts == start, Event.id > ident)))
-    items = list(db.session.scalars(upcoming.order_by(Event.held_on, starts, Event.id).limit(per_page + 1)))
-    more = len(items) > per_page
-    items = items[:per_page]
-    last = items[-1] if more else None
-    upcoming_page = EventPage(items, totals[0], encode_cursor(
-        [last.held_on.isoformat(), (last.start_time or _MIDNIGHT).isoformat(), last.id]) if last else None,
-        cursor is None)
+    items, next_cursor = keyset_page(upcoming.order_by(Event.held_on, starts, Event.id), per_page,
+                                     lambda e: [e.held_on.isoformat(), (e.start_time or _MIDNIGHT).isoformat(), e.id])
+    upcoming_page = EventPage(items, totals[0], next_cursor, cursor is None)
 
     cursor = decode_cursor(past_after, "last_visit")  # (a date, an id)
     if cursor is not None:
         day, ident = cursor
         past = past.where(Event.held_on <= day, sa.or_(Event.held_on < day, Event.id < ident))
-    items = list(db.session.scalars(past.order_by(Event.held_on.desc(), Event.id.desc()).limit(per_page + 1)))
-    more = len(items) > per_page
-    items = items[:per_page]
-    past_page = EventPage(items, totals[1], encode_cursor([items[-1].held_on.isoformat(), items[-1].id])
-                          if more else None, cursor is None)
+    items, next_cursor = keyset_page(past.order_by(Event.held_on.desc(), Event.id.desc()), per_page,
+                                     lambda e: [e.held_on.isoformat(), e.id])
+    past_page = EventPage(items, totals[1], next_cursor, cursor is None)
     return upcoming_page, past_page
 
 

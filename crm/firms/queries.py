@@ -10,7 +10,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -228,6 +228,17 @@ def _sort_expr(filters: FirmFilters, user):
 def encode_cursor(values: list) -> str:
     raw = json.dumps(values, separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def keyset_page(stmt: sa.Select, per_page: int, cursor_of: Callable[[Any], list]) -> tuple[list, Optional[str]]:
+    """One page of the ORM entities ``stmt`` selects (ordered, the "after the cursor" condition applied): the
+    first ``per_page`` of them, and the cursor after the last when there are more (one row more is read to
+    know). ``cursor_of(entity)`` gives the cursor's values, the sort columns' then the id."""
+    items = list(db.session.scalars(stmt.limit(per_page + 1)))
+    if len(items) <= per_page:
+        return items, None
+    items = items[:per_page]
+    return items, encode_cursor(cursor_of(items[-1]))
 
 
 def decode_cursor(cursor: Optional[str], key: str) -> Optional[tuple[Any, int]]:

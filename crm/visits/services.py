@@ -361,7 +361,7 @@ def overdue_in_bank(bank_id: int, today: Optional[date] = None, *, branch_id: Op
     """The bank's overdue open follow-ups, longest overdue first, a page after the cursor (keyset on (due_on, id),
     the firm list's cursor), of one branch when ``branch_id`` is given (by the assignee's branch); and each
     branch's count, whatever the branch chosen."""
-    from crm.firms.queries import decode_cursor, encode_cursor
+    from crm.firms.queries import decode_cursor, keyset_page
 
     today = today or today_local()
     cond = sa.and_(FollowUp.bank_id == bank_id, FollowUp.status == FollowUpStatus.OPEN, FollowUp.due_on < today)
@@ -381,11 +381,8 @@ def overdue_in_bank(bank_id: int, today: Optional[date] = None, *, branch_id: Op
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(FollowUp.due_on >= day, sa.or_(FollowUp.due_on > day, FollowUp.id > ident))
-    items = list(db.session.scalars(
-        stmt.order_by(FollowUp.due_on, FollowUp.id).limit(per_page + 1)
-        .options(selectinload(FollowUp.firm), selectinload(FollowUp.assignee))))
-    next_cursor = None
-    if len(items) > per_page:
-        items = items[:per_page]
-        next_cursor = encode_cursor([items[-1].due_on.isoformat(), items[-1].id])
+    items, next_cursor = keyset_page(
+        stmt.order_by(FollowUp.due_on, FollowUp.id).options(selectinload(FollowUp.firm),
+                                                            selectinload(FollowUp.assignee)),
+        per_page, lambda fu: [fu.due_on.isoformat(), fu.id])
     return OverduePage(items, total, next_cursor, cursor is None), per_branch

@@ -146,14 +146,10 @@ def index():
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(sa.or_(Visit.visited_on < day, sa.and_(Visit.visited_on == day, Visit.id < ident)))
-    per = 50
-    items = list(db.session.scalars(stmt.order_by(Visit.visited_on.desc(), Visit.id.desc()).limit(per + 1)
-                                     .options(selectinload(Visit.firm), selectinload(Visit.rm),
-                                              selectinload(Visit.companions))))
-    next_cursor = None
-    if len(items) > per:
-        items = items[:per]
-        next_cursor = queries.encode_cursor([items[-1].visited_on.isoformat(), items[-1].id])
+    items, next_cursor = queries.keyset_page(
+        stmt.order_by(Visit.visited_on.desc(), Visit.id.desc()).options(
+            selectinload(Visit.firm), selectinload(Visit.rm), selectinload(Visit.companions)),
+        50, lambda v: [v.visited_on.isoformat(), v.id])
     return render_template("visits/index.html", visits=items, next_cursor=next_cursor, mine=mine,
                            first=cursor is None)
 
