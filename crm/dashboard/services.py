@@ -85,12 +85,12 @@ class LeagueRow:
     score: Optional[Decimal] = None  #: mean progress over the metrics with a target
 
 
-def league(result: MetricsResult, campaign: Campaign, user=None) -> list[LeagueRow]:
+def league(result: MetricsResult, campaign: Campaign, user=None, targets: Optional[dict] = None) -> list[LeagueRow]:
     """Banks (and under each, its branches) with actual, target and progress for ``LEAGUE_KEYS``.
 
     Banks are ranked by their mean progress against the targets set for them (those without any last).
     """
-    targets = targets_map(campaign)
+    targets = targets_map(campaign) if targets is None else targets  # the page passes the map it already read
     by_bank = result.breakdowns.get("bank", {})
     by_branch = result.breakdowns.get("branch", {})
     banks = campaign_banks(campaign, user)

@@ -20,7 +20,7 @@ from crm.dashboard.definitions import (
 )
 from crm.dashboard.filters import ArgsBuilder, parse_filters, visible_campaigns
 from crm.dashboard.metrics import (
-    DIMENSIONS, NONE_KEY, compute_metrics, page_dimensions, count_records, dimension_filter, keys_for_dimension,
+    DIMENSIONS, NONE_KEY, compute_metrics, count_records, dimension_filter, keys_for_dimension, page_dimensions,
     records_statement, registered_secured_fen, sla_outcomes,
 )
 from crm.dashboard.services import (
@@ -185,7 +185,7 @@ def index():
         breakdowns.append(entry)
 
     funnel = [{"key": k, "label": METRIC_BY_KEY[k].label(), "value": result.totals[k]} for k in FUNNEL_KEYS]
-    league_rows = league(result, parsed.campaign, current_user)
+    league_rows = league(result, parsed.campaign, current_user, targets)
     chart_data = _chart_data(result, funnel)
     return render_template(
         "dashboard/index.html", parsed=parsed, options=options, result=result, cards=cards, base_args=base_args,
