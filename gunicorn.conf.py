@@ -53,10 +53,11 @@ preload_app = True
 control_socket_disable = True
 
 
-def pre_fork(server, worker):
-    """In the master, before it forks a worker: exempt the preloaded app's objects from garbage collection
-    (crm.freeze_loaded_objects), so workers never walk them in a full collection (an 80 ms pause every few
-    requests) nor copy their memory pages by touching them."""
+def when_ready(server):
+    """In the master, once the preloaded app is built and before the first worker is forked: exempt its objects
+    from garbage collection (crm.freeze_loaded_objects), so workers never walk them in a full collection (an 80 ms
+    pause every few requests) nor copy their memory pages by touching them. Once: a frozen object is never
+    collected, so the master does not freeze again at each worker it replaces."""
     from crm import freeze_loaded_objects
 
     freeze_loaded_objects()

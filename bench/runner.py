@@ -152,7 +152,7 @@ def bench_app(url: str, **extra):
            "RATELIMIT_ENABLED": False, "TESTING": False, "DEBUG": False}
     cfg.update(extra)
     app = create_app("config.Config", cfg)
-    freeze_loaded_objects()  # as gunicorn.conf.py's pre_fork does for each worker: measure what production runs
+    freeze_loaded_objects()  # as gunicorn.conf.py's when_ready does before the workers fork: measure what runs
     return app
 
 

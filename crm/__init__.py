@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 def freeze_loaded_objects() -> int:
     """Exempt every object alive now (the loaded code, the app, its extensions) from garbage collection; returns
     how many were frozen. For a server process, once the app is built: gunicorn's master before it forks its
-    workers (gunicorn.conf.py ``pre_fork``), and the benchmark's in-process app, which stands for a worker.
+    workers (gunicorn.conf.py ``when_ready``), and the benchmark's in-process app, which stands for a worker.
 
     A full collection walks every tracked object, and a built app holds about 120,000 that live as long as the
     process: one in every ten requests or so paid 80 ms for it (the p95 of pages whose median is 15-50 ms).

@@ -109,8 +109,8 @@ def test_the_league_table_shows_the_chosen_bank_or_branch_only(known, client, lo
     bank_a = league_orgs(f"&bank={world.bank_a.code}")
     assert bank_a[0] == world.bank_a.code and world.bank_b.code not in bank_a
     assert set(bank_a) == {o for o in everyone if o == world.bank_a.code or o.startswith(world.bank_a.code + "-")}
-    assert league_orgs(f"&bank={world.bank_a.code}&branch={world.branch_a.code}") == [world.bank_a.code,
-                                                                                    world.branch_a.code]
+    # a branch: its own row, whose numbers link to exactly the branch's records (the bank's row would show them too)
+    assert league_orgs(f"&bank={world.bank_a.code}&branch={world.branch_a.code}") == [world.branch_a.code]
     # a filter on something else than the bank keeps every bank: their numbers are real
     assert sorted(league_orgs("&industry=ai")) == sorted(everyone)
 

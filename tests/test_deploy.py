@@ -315,15 +315,15 @@ def test_every_setting_in_gunicorn_conf_is_one_gunicorn_knows_and_accepts(monkey
     assert not unknown
     for name in names:
         cfg.set(name, getattr(conf, name))  # gunicorn's own validators
-    assert cfg.preload_app and cfg.post_fork is conf.post_fork and cfg.pre_fork is conf.pre_fork and cfg.address
+    assert cfg.preload_app and cfg.post_fork is conf.post_fork and cfg.when_ready is conf.when_ready and cfg.address
 
 
-def test_pre_fork_exempts_the_loaded_app_from_garbage_collection():
+def test_when_ready_exempts_the_loaded_app_from_garbage_collection():
     import gc
 
     assert gc.get_freeze_count() == 0
     try:
-        load_gunicorn_conf().pre_fork(None, None)
+        load_gunicorn_conf().when_ready(None)
         assert gc.get_freeze_count() > 10_000  # the loaded code and the test session's objects
     finally:
         gc.unfreeze()

@@ -114,4 +114,6 @@ def local_time_text(column, dialect_name: str, offset: timedelta):
     if dialect_name == "postgresql":
         shifted = sa.func.timezone("UTC", column) + sa.literal_column(f"interval '{seconds} seconds'")
         return sa.func.to_char(shifted, "YYYY-MM-DD HH24:MI:SS")
-    return sa.func.strftime("%Y-%m-%d %H:%M:%S", column, f"{seconds:+d} seconds")
+    # only 'YYYY-MM-DD HH:MM:SS' of the stored text: SQLite before 3.42 rounds the fraction to milliseconds, so
+    # 16:59:59.9997 would become 17:00:00
+    return sa.func.strftime("%Y-%m-%d %H:%M:%S", sa.func.substr(column, 1, 19), f"{seconds:+d} seconds")

@@ -91,8 +91,8 @@ class FastSqlBackend(SqlBackend):
 
     def _visits(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
-            # COUNT(*), not the reference's COUNT(visit.id) (the same: a primary key is never NULL): PostgreSQL's
-            # covering index does not hold ``id``, so counting it read every visit row from the table
+            # COUNT(*), not the reference's COUNT(visit.id) (the same: a primary key is never NULL): without
+            # migration 0012's INCLUDE (id), PostgreSQL read every visit row from the table to count the id
             need_firm = sa.case((Visit.need_amount_fen > 0, Visit.firm_id), else_=sa.null())
             stmt = self.visits_from(c, sa.func.count(), sa.func.count(sa.distinct(Visit.firm_id)),
                                     sa.func.count(sa.distinct(need_firm)))
@@ -136,5 +136,5 @@ class FastSqlBackend(SqlBackend):
             part = (sa.select(pairs.c.user_id, *([pairs.c.g] if g is not None else []))
                     .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
             selects.append(part.where(User.bank_id == pairs.c.g) if dim == "bank" else part)
-        _rm, _companion, (staff, date_col, event_col) = _staff_parts(c, self.visits_from)
+        staff, date_col, event_col = _staff_parts(c, self.visits_from)[2]  # the event staff part, as it is
         return [*selects, _staff_grouped(staff, date_col, event_col, dim)]

@@ -43,9 +43,9 @@ from crm.orgs.models import Campaign, Organisation, OrgKind
 from crm.visits.models import Visit, visit_companion
 
 __all__ = [
-    "DIMENSIONS", "API_DIMENSIONS", "PAGE_DIMENSIONS", "page_dimensions", "METRIC_KEYS", "ALL_KEYS", "NONE_KEY", "MetricFilter", "MetricsResult",
-    "compute_metrics", "records_statement", "count_records", "set_backend", "get_backend", "SqlBackend",
-    "campaign_window", "dimension_filter",
+    "DIMENSIONS", "API_DIMENSIONS", "PAGE_DIMENSIONS", "page_dimensions", "METRIC_KEYS", "ALL_KEYS", "NONE_KEY",
+    "MetricFilter", "MetricsResult", "compute_metrics", "records_statement", "count_records", "set_backend",
+    "get_backend", "SqlBackend", "campaign_window", "dimension_filter",
 ]
 
 #: every breakdown dimension, and those the API and CLI return
@@ -59,6 +59,8 @@ PAGE_DIMENSIONS = ("industry", "bank", "branch", "month")
 def page_dimensions(tab: str) -> tuple[str, ...]:
     """The breakdowns the dashboard page computes when ``tab`` is the open table, in ``DIMENSIONS`` order."""
     return tuple(d for d in DIMENSIONS if d in PAGE_DIMENSIONS or d == tab)
+
+
 ALL_KEYS = tuple(m.key for m in METRICS)
 #: the breakdown key of records without a value for the dimension (no street, a bank's head office, ...)
 NONE_KEY = "_none"
@@ -342,8 +344,6 @@ def _staff_grouped(stmt: sa.Select, date_col, event_col, dim: Optional[str]) -> 
         m = _event_branch_map()
         stmt, g = stmt.outerjoin(m, m.c.event_id == event_col), m.c.branch_id
     return stmt.add_columns(g.label("g")) if g is not None else stmt
-
-
 
 
 def _month(col):

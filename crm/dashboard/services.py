@@ -98,10 +98,6 @@ def league(result: MetricsResult, campaign: Campaign, user=None, targets: Option
     if f.bank_id is not None:  # the numbers are one bank's: the other banks' rows would only show zeros
         banks = [b for b in banks if b.id == f.bank_id]
     branches = branches_of(banks)
-    if f.branch_id is not None:  # one branch's numbers: its bank's row (the branch's numbers) and the branch
-        branches = {bank_id: [br for br in rows if br.id == f.branch_id] for bank_id, rows in branches.items()}
-        banks = [b for b in banks if branches[b.id]]
-
     def row(org: Organisation, values: dict, is_branch: bool) -> LeagueRow:
         r = LeagueRow(org, is_branch)
         ps = []
@@ -114,6 +110,10 @@ def league(result: MetricsResult, campaign: Campaign, user=None, targets: Option
             r.cells[key] = {"actual": actual, "target": target, "progress": p}
         r.score = (sum(ps) / len(ps)).quantize(Decimal("0.1")) if ps else None
         return r
+
+    if f.branch_id is not None:  # one branch's numbers: its row only (its bank's row would show the branch's)
+        return [row(br, by_branch.get(str(br.id), {}), True)
+                for rows in branches.values() for br in rows if br.id == f.branch_id]
 
     bank_rows = [(row(b, by_bank.get(str(b.id), {}), False),
                   [row(br, by_branch.get(str(br.id), {}), True) for br in branches.get(b.id, [])]) for b in banks]

@@ -308,11 +308,13 @@ def event_lists(today: date, *, status: Optional[str] = None, q: str = "", upcom
 
 def _decode_upcoming_cursor(cursor: Optional[str]) -> Optional[tuple[date, time, int]]:
     """(day, start time, id) of an upcoming-events cursor; None when missing or malformed (page 1)."""
+    from crm.firms.queries import _is_row_id
+
     if not cursor or len(cursor) > 200:
         return None
     try:
         day, start, ident = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(ident, int) or isinstance(ident, bool):
+        if not _is_row_id(ident):
             return None
         return date.fromisoformat(day), time.fromisoformat(start), ident
     except (ValueError, TypeError):
@@ -836,12 +838,14 @@ _UTC_TO_EXPORT = spreadsheets.DEFAULT_TZ.utcoffset(None)  # the exports' fixed o
 
 def _export_local_time(value: Optional[datetime]) -> Optional[datetime]:
     """A stored UTC instant as the naive local time the spreadsheets write (what they would do to an aware
-    value, :data:`crm.core.spreadsheets.DEFAULT_TZ`): SQLite gives it naive in UTC, PostgreSQL aware."""
+    value, :data:`crm.core.spreadsheets.DEFAULT_TZ`): SQLite gives it naive in UTC, PostgreSQL aware. Whole
+    seconds, as the CSV writes them: a date cell keeps a fraction, which Excel rounds when it shows seconds
+    (16:59:59.9997 would read 17:00:00 there and 16:59:59 in the CSV)."""
     if value is None:
         return None
     if value.tzinfo is None:
-        return value + _UTC_TO_EXPORT
-    return value.astimezone(spreadsheets.DEFAULT_TZ).replace(tzinfo=None)
+        return (value + _UTC_TO_EXPORT).replace(microsecond=0)
+    return value.astimezone(spreadsheets.DEFAULT_TZ).replace(tzinfo=None, microsecond=0)
 
 
 def _export_plan(keys: list[str], full: bool, banks: dict[int, str], times_as_text: bool = False):

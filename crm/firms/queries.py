@@ -241,6 +241,11 @@ def keyset_page(stmt: sa.Select, per_page: int, cursor_of: Callable[[Any], list]
     return items, encode_cursor(cursor_of(items[-1]))
 
 
+def _is_row_id(value: Any) -> bool:
+    """A cursor's id: an integer a database column can hold (a larger one made SQLite raise OverflowError)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2 ** 63
+
+
 def decode_cursor(cursor: Optional[str], key: str) -> Optional[tuple[Any, int]]:
     """The (sort value, id) of a cursor; None when missing or malformed (the list restarts at page 1)."""
     if not cursor or len(cursor) > 400:
@@ -250,7 +255,7 @@ def decode_cursor(cursor: Optional[str], key: str) -> Optional[tuple[Any, int]]:
         value, ident = json.loads(raw)
     except (ValueError, TypeError):
         return None
-    if not isinstance(ident, int) or isinstance(ident, bool):
+    if not _is_row_id(ident):
         return None
     if key == "id":
         return (ident, ident)

@@ -183,11 +183,12 @@ def assignee_options(colleagues, selected_id) -> Markup:
     """The ``<option>``s of the colleagues a follow-up can be handed to, its assignee selected. A page of
     follow-ups repeats one bank's list of colleagues for every item (50 items x 130 colleagues): it is rendered
     once per request, and each item only marks its own assignee."""
-    cache = g.setdefault("assignee_options", {})
-    html = cache.get(id(colleagues))
-    if html is None:
-        html = cache[id(colleagues)] = "".join(
-            f'<option value="{u.id}">{escape(u.display_name)}</option>' for u in colleagues)
+    cached = g.get("assignee_options")
+    if cached is not None and cached[0] is colleagues:
+        html = cached[1]
+    else:
+        html = "".join(f'<option value="{u.id}">{escape(u.display_name)}</option>' for u in colleagues)
+        g.assignee_options = (colleagues, html)  # the list itself is kept, so it is the same list next time
     if selected_id is not None:
         html = html.replace(f'<option value="{selected_id}">', f'<option value="{selected_id}" selected>', 1)
     return Markup(html)

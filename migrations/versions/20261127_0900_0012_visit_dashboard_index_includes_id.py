@@ -5,6 +5,9 @@ at its row without holding ``visit.id``: the staff statement, which joins a camp
 by id, read 12,000 table pages for 300,000 visits at scale 1 instead of the index alone. ``INCLUDE (id)`` adds
 it. SQLite's index entries already end with the rowid, which is ``visit.id``: nothing changes there.
 
+The index is rebuilt inside the upgrade's transaction (not CONCURRENTLY), so writes to ``visit`` wait while it is
+built: 1.4 s for 1,000,000 visits here. Run the upgrade in a maintenance window (docs/deploy.md, upgrades).
+
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-11-27 09:00:00
