@@ -146,7 +146,7 @@ def application_page(filters: Filters, after: Optional[str] = None, per_page: in
 
     A = CreditApplication
     stmt = filters.apply(sa.select(A))
-    cursor = decode_cursor(after, "last_visit")  # (a date, an id)
+    cursor = decode_cursor(after, "date")
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(A.accepted_on <= day, sa.or_(A.accepted_on < day, A.id < ident))

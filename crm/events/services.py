@@ -296,7 +296,7 @@ def event_lists(today: date, *, status: Optional[str] = None, q: str = "", upcom
                                      lambda e: [e.held_on.isoformat(), (e.start_time or _MIDNIGHT).isoformat(), e.id])
     upcoming_page = EventPage(items, totals[0], next_cursor, cursor is None)
 
-    cursor = decode_cursor(past_after, "last_visit")  # (a date, an id)
+    cursor = decode_cursor(past_after, "date")
     if cursor is not None:
         day, ident = cursor
         past = past.where(Event.held_on <= day, sa.or_(Event.held_on < day, Event.id < ident))

@@ -247,7 +247,8 @@ def _is_row_id(value: Any) -> bool:
 
 
 def decode_cursor(cursor: Optional[str], key: str) -> Optional[tuple[Any, int]]:
-    """The (sort value, id) of a cursor; None when missing or malformed (the list restarts at page 1)."""
+    """The (sort value, id) of a cursor; None when missing or malformed (the list restarts at page 1). ``key`` is
+    the firm list's sort key, or ``"date"`` for the other lists' (a date, an id) cursors."""
     if not cursor or len(cursor) > 400:
         return None
     try:
@@ -259,7 +260,7 @@ def decode_cursor(cursor: Optional[str], key: str) -> Optional[tuple[Any, int]]:
         return None
     if key == "id":
         return (ident, ident)
-    if key == "last_visit":
+    if key in ("last_visit", "date"):
         d = _date(value)
         return (d, ident) if d else None
     if not isinstance(value, str):

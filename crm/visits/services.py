@@ -377,7 +377,7 @@ def overdue_in_bank(bank_id: int, today: Optional[date] = None, *, branch_id: Op
     if branch_id is not None:
         stmt = stmt.where(FollowUp.assignee_id.in_(sa.select(User.id).where(User.org_id == branch_id)))
     total = counts.get(branch_id, 0) if branch_id is not None else sum(counts.values())
-    cursor = decode_cursor(after, "last_visit")  # (a date, an id)
+    cursor = decode_cursor(after, "date")
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(FollowUp.due_on >= day, sa.or_(FollowUp.due_on > day, FollowUp.id > ident))

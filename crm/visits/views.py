@@ -142,7 +142,7 @@ def index():
         stmt = stmt.where(sa.or_(Visit.rm_id == current_user.id,
                                  Visit.id.in_(sa.select(visit_companion.c.visit_id)
                                               .where(visit_companion.c.user_id == current_user.id))))
-    cursor = queries.decode_cursor(request.args.get("after"), "last_visit")
+    cursor = queries.decode_cursor(request.args.get("after"), "date")
     if cursor is not None:
         day, ident = cursor
         stmt = stmt.where(sa.or_(Visit.visited_on < day, sa.and_(Visit.visited_on == day, Visit.id < ident)))
