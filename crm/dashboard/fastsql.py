@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from crm.auth.models import User
 from crm.dashboard.metrics import (
-    SqlBackend, _bank_user_conds, _Ctx, _event_conds, _firm_conds, _group, _grouped_rows, _month, _staff_grouped,
-    _staff_parts, _visit_conds,
+    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _firm_conds, _group, _grouped_rows, _month, _shard_conds,
+    _shard_of, _staff_grouped, _staff_parts, _visit_conds,
 )
 from crm.events.models import Event, Registration
 from crm.extensions import db
@@ -59,18 +59,17 @@ def _checked_in(*cols) -> sa.Select:
 def _attendance_rows(c: _Ctx, *cols) -> sa.Select:
     """The reference's ``_attendances_from``, joining ``firm`` only when a firm filter needs it
     (``registration.firm_id`` is a NOT NULL foreign key too)."""
-    stmt = _checked_in(*cols).where(*_event_conds(c))
+    stmt = _checked_in(*cols).where(*_checkin_conds(c))
     firm_conds = _firm_conds(c)
     return stmt.join(Firm, Firm.id == Registration.firm_id).where(*firm_conds) if firm_conds else stmt
 
 
 def _by_firm_attribute(per_firm: sa.Subquery, c: _Ctx, dim: str, *aggregates) -> list:
     """``aggregates`` over one-row-per-firm ``per_firm`` joined to ``firm``, firm filters applied, grouped by the
-    dimension's firm attribute; each row ends with the group key."""
-    g = _FIRM_ATTRIBUTE[dim]
-    stmt = (sa.select(*aggregates, g.label("g")).select_from(per_firm).join(Firm, Firm.id == per_firm.c.firm_id)
-            .where(*_firm_conds(c)).group_by(g))
-    return db.session.execute(stmt).all()
+    dimension's firm attribute (and, for partial results, the firm's shard); each row ends with the group keys."""
+    stmt = (sa.select(*aggregates).select_from(per_firm).join(Firm, Firm.id == per_firm.c.firm_id)
+            .where(*_firm_conds(c)))
+    return _grouped_rows(stmt, _FIRM_ATTRIBUTE[dim], _shard_of(c, per_firm.c.firm_id))
 
 
 class FastSqlBackend(SqlBackend):
@@ -80,14 +79,18 @@ class FastSqlBackend(SqlBackend):
     attendances_from = staticmethod(_attendance_rows)
 
     def aggregate(self, c, dim):
+        self._tune()
+        return super().aggregate(c, dim)
+
+    @staticmethod
+    def _tune() -> None:
+        """PostgreSQL: memory for each sort and hash of these statements, this transaction only (once in it): with
+        the default 4 MB a campaign year's distinct counts spilled to disk at scale 1 (by month: 260 -> 221 ms)."""
         session = db.session()  # the request's Session (get_transaction is not proxied by the scoped session)
         transaction = session.get_transaction()
         if session.get_bind().dialect.name == "postgresql" and session.info.get(_WORK_MEM_SET) is not transaction:
-            # memory for each sort and hash of these statements, this transaction only (once in it): with the
-            # default 4 MB a campaign year's distinct counts spilled to disk at scale 1 (by month: 260 -> 221 ms)
             session.execute(sa.text("SET LOCAL work_mem = '32MB'"))
             session.info[_WORK_MEM_SET] = session.get_transaction()
-        return super().aggregate(c, dim)
 
     def _visits(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
@@ -99,29 +102,29 @@ class FastSqlBackend(SqlBackend):
             stmt, g = _group(stmt, dim, date_col=Visit.visited_on, bank_col=Visit.bank_id,
                              branch_col=Visit.branch_id)
             return [({"visits": r[0], "firms_visited": r[1], "firms_with_need": r[2]}, *r[3:])
-                    for r in _grouped_rows(stmt, g)]
+                    for r in _grouped_rows(stmt, g, _shard_of(c, Visit.firm_id))]
         need = sa.case((Visit.need_amount_fen > 0, 1), else_=0)
         per_firm = (sa.select(Visit.firm_id.label("firm_id"), sa.func.count().label("n"),
                               sa.func.max(need).label("need"))
                     .where(*_visit_conds(c)).group_by(Visit.firm_id).subquery())
         rows = _by_firm_attribute(per_firm, c, dim, sa.func.sum(per_firm.c.n), sa.func.count(),
                                   sa.func.sum(per_firm.c.need))
-        return [({"visits": int(n), "firms_visited": firms, "firms_with_need": int(need_firms)}, g)
-                for n, firms, need_firms, g in rows]
+        return [({"visits": int(n), "firms_visited": firms, "firms_with_need": int(need_firms)}, *keys)
+                for n, firms, need_firms, *keys in rows]
 
     def _reached(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
             return super()._reached(c, dim)
         firms = sa.union(sa.select(Visit.firm_id.label("firm_id")).where(*_visit_conds(c)),
-                         _checked_in(Registration.firm_id.label("firm_id")).where(*_event_conds(c))).subquery()
-        return [({"firms_reached": n}, g) for n, g in _by_firm_attribute(firms, c, dim, sa.func.count())]
+                         _checked_in(Registration.firm_id.label("firm_id")).where(*_checkin_conds(c))).subquery()
+        return [({"firms_reached": n}, *keys) for n, *keys in _by_firm_attribute(firms, c, dim, sa.func.count())]
 
     def _attendances(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
             return super()._attendances(c, dim)
-        pairs = (_checked_in(Registration.event_id, Registration.firm_id.label("firm_id")).where(*_event_conds(c))
-                 .distinct().subquery())
-        return [({"firm_attendances": n}, g) for n, g in _by_firm_attribute(pairs, c, dim, sa.func.count())]
+        pairs = (_checked_in(Registration.event_id, Registration.firm_id.label("firm_id"))
+                 .where(*_checkin_conds(c)).distinct().subquery())
+        return [({"firm_attendances": n}, *keys) for n, *keys in _by_firm_attribute(pairs, c, dim, sa.func.count())]
 
     def _staff_selects(self, c, dim):
         """The reference's parts, visits and companions reduced to distinct (user, group) pairs before the join to
@@ -132,7 +135,7 @@ class FastSqlBackend(SqlBackend):
             stmt = self.visits_from(c, user_col.label("user_id"), *([g.label("g")] if g is not None else []))
             if companions:
                 stmt = stmt.join(visit_companion, visit_companion.c.visit_id == Visit.id)
-            pairs = stmt.distinct().subquery()
+            pairs = stmt.where(*_shard_conds(c, user_col, "user")).distinct().subquery()
             part = (sa.select(pairs.c.user_id, *([pairs.c.g] if g is not None else []))
                     .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
             selects.append(part.where(User.bank_id == pairs.c.g) if dim == "bank" else part)

@@ -36,11 +36,19 @@ committing in the same instant rarely even touch the same row. One row per trans
 per-campaign version was rejected: firms, reference data, users and organisations feed every campaign, and
 the importers' bulk statements do not say which campaign they touch, so they would have to bump all of them.
 
-Every miss is computed by :class:`~crm.dashboard.fastsql.FastSqlBackend`: the reference
-:class:`~crm.dashboard.metrics.SqlBackend`'s numbers from cheaper statements.
+Writes the flush can place (shard versions)
+-------------------------------------------
+A visit saved, a check-in, an application moved: the ORM flush knows which firms (and users) the rows belong to,
+so such a commit bumps the rows of those firms' and users' shards instead of a global slot (section "Writes the
+flush can place" below). Both kinds of row count in the write version, so every whole snapshot is invalidated as
+before; what the shard rows add is that :class:`~crm.dashboard.shards.ShardedBackend`, which computes every miss,
+recomputes only the shards written since it last computed the view (about 1/200 of a campaign year's visits at
+scale 1 for a visit saved). A write that cannot be placed bumps a global slot: every shard of every view is stale.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -48,6 +56,7 @@ import logging
 import random
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from datetime import date
 from decimal import Decimal
@@ -57,6 +66,8 @@ from typing import Any, Callable, Iterable, Optional
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.pool import Pool
 
 from crm.core.db import Base, upsert_insert
@@ -73,6 +84,19 @@ VERSION_TABLE = "dashboard_write_version"
 STORE_TABLE = "dashboard_snapshot"
 #: counter rows; a committing writer picks one at random (see the module docstring)
 SLOTS = 16
+
+#: Shard versions ("Writes the flush can place", below) are rows of the same table, one block of slot numbers per
+#: source of numbers: ``block + firm_id // FIRM_SHARD_WIDTH`` for a firm's visits, check-ins and credit, and
+#: ``block + user_id // USER_SHARD_WIDTH`` for the people on visits. Every row counts in the write version, so a
+#: process that knows nothing of shards (an older release during an upgrade) still sees every write. The widths must
+#: be the same in every process that writes: changing them is a release that also bumps the global slots (any
+#: migration does: DDL counts as a write).
+SHARD_BLOCK = 1_000_000
+SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
+           "credit": 4 * SHARD_BLOCK}
+FIRM_SLOTS, USER_SLOTS = SOURCES["visit"], SOURCES["people"]
+FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
+USER_SHARD_WIDTH = 8  #: users per shard (a few thousand visits a campaign year each)
 
 write_version = sa.Table(
     VERSION_TABLE, Base.metadata,
@@ -91,12 +115,14 @@ snapshot_store = sa.Table(
 #: tables no dashboard number reads: writes to them never invalidate (every other table does)
 IGNORED_TABLES = frozenset({
     VERSION_TABLE, STORE_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact", "export_column_set",
+    "firm_account", "stage_change",
 })
 #: tables of which only some columns matter: an UPDATE that sets none of these does not invalidate
 #: (signing in updates ``user.last_login_at``; staff counts read ``user.bank_id`` only)
 COLUMN_SENSITIVE = {"user": frozenset({"id", "bank_id"})}
 
 _DIRTY = "crm_dashboard_dirty"  #: in Connection.info (the pooled DBAPI connection's): this transaction wrote
+_SHARDS = "crm_dashboard_shards"  #: in Connection.info: shard slots written by flushes (when not _DIRTY)
 _HAS_TABLE = "crm_dashboard_version_table"  #: in Connection.info: the schema generation it was found in
 _schema_generation = 0  #: bumped by any DDL this process runs, so "the table exists" is checked again
 
@@ -137,33 +163,39 @@ def _update_is_relevant(statement: str, table: str) -> bool:
 
 def classify(statement: str) -> int:
     """IGNORE, WRITE (a data change that may move a dashboard number) or DDL, for one SQL statement."""
-    return _classify_cached(statement) if len(statement) <= 4000 else _classify(statement)
+    return analyse(statement)[0]
 
 
-def _classify(statement: str) -> int:
+def analyse(statement: str) -> tuple[int, Optional[frozenset]]:
+    """(:func:`classify`'s outcome, the tables a WRITE writes that count; None when the statement cannot be placed)."""
+    return _analyse_cached(statement) if len(statement) <= 4000 else _analyse(statement)
+
+
+def _analyse(statement: str) -> tuple[int, Optional[frozenset]]:
     m = _FIRST_WORD.match(statement)
     if not m:
-        return IGNORE
+        return IGNORE, frozenset()
     word = m.group(1).upper()
     if word in _DDL:
-        return DDL
+        return DDL, None
     if word not in _DML:
-        return IGNORE
+        return IGNORE, frozenset()
     targets = list(_TARGET.finditer(statement)) if word == "WITH" else [_TARGET.search(statement)]
     targets = [t for t in targets if t is not None]
     if not targets:
-        return IGNORE if word == "WITH" else WRITE  # a write we cannot place: count it
+        return (IGNORE, frozenset()) if word == "WITH" else (WRITE, None)  # a write we cannot place: count it
+    tables = set()
     for t in targets:
         table = _table_name(t.group(2))
         if table in IGNORED_TABLES:
             continue
         if t.group(1).upper().startswith("UPDATE") and not _update_is_relevant(statement, table):
             continue
-        return WRITE
-    return IGNORE
+        tables.add(table)
+    return (WRITE, frozenset(tables)) if tables else (IGNORE, frozenset())
 
 
-_classify_cached = lru_cache(maxsize=2048)(_classify)  # the same few hundred statements come back all the time
+_analyse_cached = lru_cache(maxsize=2048)(_analyse)  # the same few hundred statements come back all the time
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -192,50 +224,227 @@ def _has_table(dbapi_connection, dialect_name: str, info: dict, table: str = "")
     return found
 
 
-def _bump(dbapi_connection, dialect_name: str, info: dict) -> None:
-    """Add one to a random slot through the raw DBAPI connection (inside its open transaction)."""
+def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int] = ()) -> None:
+    """Add one to a random global slot, or to each of the shard slots ``shards``, through the raw DBAPI connection
+    (inside its open transaction). Shard rows are taken in order, so two writers never wait for each other in a
+    cycle."""
     if not _has_table(dbapi_connection, dialect_name, info):
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
-    slot = random.randrange(SLOTS)
+    slots = sorted(shards) or [random.randrange(SLOTS)]
+    values = ", ".join(f"({int(slot):d}, 1)" for slot in slots)
     cur = dbapi_connection.cursor()
     try:
-        cur.execute(f"INSERT INTO {VERSION_TABLE} (slot, n) VALUES ({slot:d}, 1) "
+        cur.execute(f"INSERT INTO {VERSION_TABLE} (slot, n) VALUES {values} "
                     f"ON CONFLICT (slot) DO UPDATE SET n = {VERSION_TABLE}.n + 1")
     finally:
         cur.close()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Writes the flush can place: shard versions
+# ---------------------------------------------------------------------------------------------------------
+#
+# Every dashboard number but the events held is a sum over firms (or, for the staff, over users): a firm's visits,
+# check-ins and applications move its own shard's share only. ``crm.dashboard.shards`` keeps each view's numbers
+# per shard, so a visit saved needs its firm's shard and its people's shards recomputed, not the campaign.
+#
+# The ORM flush knows which firms and users its rows belong to (before and after the change). Right before a
+# flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application`` and
+# ``pledge`` are placed in shards; a statement the flush then sends to those tables bumps those shards only. Any
+# other statement, one the flush cannot place (a value not loaded, a row without its firm) and every statement
+# outside a flush (bulk statements, importers, ``text()``) bumps a global slot as before, which every view reads.
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placed:
+    session: Any  #: a weak reference to the flushing Session (None: a service's declaration, ``placed_writes``)
+    slots: Optional[frozenset]  #: the shard slots its rows live in; None when one of them cannot be placed
+    tables: frozenset  #: the tables of the rows it placed
+
+
+_FLUSH: contextvars.ContextVar[Optional[_Placed]] = contextvars.ContextVar("crm_dashboard_flush", default=None)
+_DECLARED: contextvars.ContextVar[Optional[_Placed]] = contextvars.ContextVar("crm_dashboard_declared", default=None)
+_NO_VALUE = object()
+
+
+def _values(obj, key: str) -> Optional[set]:
+    """The attribute's value and, when the flush changes it, its value before; None when one is not known."""
+    state = sa.inspect(obj)
+    current = state.dict.get(key, _NO_VALUE)
+    if current is _NO_VALUE or current is None:
+        return None  # expired (persistent) or never set (pending): the row's value is not known here
+    out = {current}
+    if state.key is not None and key in state.committed_state:  # persistent, changed in this flush
+        old = state.committed_state[key]
+        if old is None or old is NO_VALUE:
+            return None
+        out.add(old)
+    return out
+
+
+def _firm_slots(firm_ids: Optional[set], source: str) -> Optional[set]:
+    """The slots of these firms' shards for ``source`` (visit, registration, credit)."""
+    return None if firm_ids is None else {SOURCES[source] + int(i) // FIRM_SHARD_WIDTH for i in firm_ids}
+
+
+def _user_slots(user_ids: Optional[set]) -> Optional[set]:
+    return None if user_ids is None else {SOURCES["people"] + int(i) // USER_SHARD_WIDTH for i in user_ids}
+
+
+def _place_visit(session, visit) -> Optional[set]:
+    """The visit's firm (before and after) and its people: the RM and every companion, before and after."""
+    from crm.visits.models import visit_companion
+
+    firms, users = _firm_slots(_values(visit, "firm_id"), "visit"), _values(visit, "rm_id")
+    if firms is None or users is None:
+        return None
+    state = sa.inspect(visit)
+    if "companions" in state.dict:
+        history = state.attrs.companions.history
+        people = [*history.added, *history.unchanged, *history.deleted]
+        if any(p.id is None for p in people):
+            return None
+        users |= {p.id for p in people}
+    elif state.key is not None:  # not loaded, so not changed: the rows in the database are its companions
+        with session.no_autoflush:
+            users |= set(session.execute(sa.select(visit_companion.c.user_id)
+                                         .where(visit_companion.c.visit_id == state.identity[0])).scalars())
+    return firms | _user_slots(users)
+
+
+def _place_registration(session, registration) -> Optional[set]:
+    return _firm_slots(_values(registration, "firm_id"), "registration")
+
+
+def _place_application(session, application) -> Optional[set]:
+    return _firm_slots(_values(application, "firm_id"), "credit")
+
+
+def _place_pledge(session, pledge) -> Optional[set]:
+    from crm.credit.models import CreditApplication
+
+    app_ids = _values(pledge, "application_id")
+    if app_ids is None:
+        return None
+    with session.no_autoflush:
+        firms = set(session.execute(sa.select(CreditApplication.firm_id)
+                                    .where(CreditApplication.id.in_(sorted(app_ids)))).scalars())
+    return _firm_slots(firms, "credit") if len(firms) >= 1 else None
+
+
+#: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
+_PLACERS: dict[str, tuple[frozenset, Callable]] = {
+    "visit": (frozenset({"visit", "visit_companion"}), _place_visit),
+    "registration": (frozenset({"registration"}), _place_registration),
+    "credit_application": (frozenset({"credit_application"}), _place_application),
+    "pledge": (frozenset({"pledge"}), _place_pledge),
+}
+
+
+def _place_flush(session) -> _Placed:
+    """The shard slots of every row of a placeable table this flush writes (slots None when one cannot be
+    placed)."""
+    slots: set = set()
+    tables: set = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        placer = _PLACERS.get(getattr(obj, "__tablename__", None))
+        if placer is None:
+            continue  # its statements (if any) are not placed: they bump a global slot
+        got = placer[1](session, obj)
+        if not got:
+            return _Placed(weakref.ref(session), None, frozenset())
+        slots |= got
+        tables |= placer[0]
+    return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables))
+
+
+def _before_flush(session, flush_context, instances) -> None:
+    _FLUSH.set(_place_flush(session))
+
+
+def _after_flush(session, flush_context) -> None:
+    _FLUSH.set(None)
+
+
+def _placed(tables: Optional[frozenset]) -> Optional[frozenset]:
+    """The shard slots of a statement writing ``tables``: the flush's in progress, else a service's declaration
+    (``placed_writes``); None when not placed."""
+    if tables is None:
+        return None
+    flush = _FLUSH.get()
+    session = flush.session() if flush is not None else None
+    if session is not None and getattr(session, "_flushing", False):  # (not a flush that raised early)
+        return flush.slots if flush.slots and tables <= flush.tables else None
+    declared = _DECLARED.get()
+    if declared is not None and declared.slots and tables <= declared.tables:
+        return declared.slots
+    return None
+
+
+#: the tables whose rows a service may place itself (``placed_writes``), and their source of numbers
+_DECLARABLE = {"registration": "registration", "credit_application": "credit"}
+
+
+@contextlib.contextmanager
+def placed_writes(table: str, *, firm_ids: Iterable[int]):
+    """Statements a service sends to ``table`` inside this block write rows of these firms only.
+
+    For the few bulk statements that are services' hot paths (a check-in is one atomic UPDATE of one registration
+    row): without it they bump a global slot, as every statement outside a flush does. The caller must know the
+    rows' firms for certain (a row it loaded, a ``WHERE id =`` on it). Only ``table`` is covered; a flush inside the
+    block places its own rows as usual.
+    """
+    source = _DECLARABLE[table]  # (a visit's writes also move its people's numbers: visits are placed by the flush)
+    firms = set(firm_ids)
+    slots = None if None in firms else frozenset(_firm_slots(firms, source))
+    token = _DECLARED.set(_Placed(None, slots, frozenset({table})))
+    try:
+        yield
+    finally:
+        _DECLARED.reset(token)
+
+
 def _after_cursor_execute(conn, cursor, statement, parameters, context, executemany) -> None:
-    kind = classify(statement)
+    kind, tables = analyse(statement)
     if kind == IGNORE:
         return
     if kind == DDL:
         global _schema_generation
         _schema_generation += 1
+    slots = _placed(tables) if kind == WRITE else None
     if conn._is_autocommit_isolation():  # the statement is committed already: bump on its own
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info)
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, slots or ())
         return
-    conn.info[_DIRTY] = True
+    if slots is None:
+        conn.info[_DIRTY] = True
+        conn.info.pop(_SHARDS, None)
+    elif not conn.info.get(_DIRTY):
+        conn.info.setdefault(_SHARDS, set()).update(slots)
 
 
 def _on_commit(conn) -> None:
-    if conn.info.pop(_DIRTY, False):
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info)
+    dirty, shards = conn.info.pop(_DIRTY, False), conn.info.pop(_SHARDS, None)
+    if dirty or shards:
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards)
 
 
 def _on_rollback(conn) -> None:
     conn.info.pop(_DIRTY, None)
+    conn.info.pop(_SHARDS, None)
 
 
 def _on_pool_reset(dbapi_connection, connection_record, reset_state) -> None:
     info = getattr(connection_record, "info", None)
     if info is not None:
         info.pop(_DIRTY, None)
+        info.pop(_SHARDS, None)
 
 
 def _listen() -> None:
     for target, name, fn in ((Engine, "after_cursor_execute", _after_cursor_execute), (Engine, "commit", _on_commit),
-                             (Engine, "rollback", _on_rollback), (Pool, "reset", _on_pool_reset)):
+                             (Engine, "rollback", _on_rollback), (Pool, "reset", _on_pool_reset),
+                             (Session, "before_flush", _before_flush),
+                             (Session, "after_flush_postexec", _after_flush)):
         if not event.contains(target, name, fn):
             event.listen(target, name, fn)
 
@@ -251,7 +460,8 @@ def bump_write_version(bind) -> None:
 
 
 def read_write_version(conn: sa.Connection) -> Optional[int]:
-    """The committed write version this connection sees, or None without the table (database before 0008)."""
+    """The committed write version this connection sees (global and shard slots), or None without the table
+    (database before 0008)."""
     if not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info):
         return None
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(write_version.c.n), 0))).scalar_one())
@@ -261,7 +471,16 @@ def transaction_has_written(session) -> bool:
     """Whether the session's transaction holds writes (flushed or pending) that are not committed yet."""
     if session.new or session.dirty or session.deleted:
         return True
-    return bool(session.connection().info.get(_DIRTY))
+    info = session.connection().info
+    return bool(info.get(_DIRTY) or info.get(_SHARDS))
+
+
+def read_versions(conn: sa.Connection) -> Optional[tuple[int, dict[int, int]]]:
+    """(the sum of the global slots, {shard slot: n}) this connection sees; None without the table."""
+    if not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info):
+        return None
+    rows = conn.execute(sa.select(write_version.c.slot, write_version.c.n)).all()
+    return sum(n for slot, n in rows if slot < SHARD_BLOCK), {slot: n for slot, n in rows if slot >= SHARD_BLOCK}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,6 +592,54 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
 # ---------------------------------------------------------------------------------------------------------
 
 
+class VersionedCache:
+    """A worker's memory of computed results keyed by ``(database, version, ...)``, least recently used out first.
+
+    Only the newest version of each database is worth keeping: a result filed under an older version is dropped
+    (``put`` says False), and the first one of a newer version drops every older entry of that database.
+    """
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, Any] = OrderedDict()
+        self._newest: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._newest.clear()
+
+    def get(self, key: tuple, *, take: bool = False):
+        """The entry (None when absent); ``take``: out of the cache, for its caller alone to bring up to date."""
+        with self._lock:
+            if take:
+                return self._entries.pop(key, None)
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: tuple, value) -> bool:
+        """File ``value`` under ``key``; False when a newer version is known (nobody would ask for it)."""
+        database, version = key[0], key[1]
+        with self._lock:
+            newest = self._newest.get(database, -1)
+            if version < newest:
+                return False  # a reader on an older snapshot: its result is of no use to anyone later
+            if version > newest:
+                self._newest[database] = version
+                for k in [k for k in self._entries if k[0] == database and k[1] < version]:
+                    del self._entries[k]
+            self._entries[key] = value
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return True
+
+
 @lru_cache(maxsize=256)
 def _covering(dims: tuple) -> tuple:
     """The breakdown sets the dashboard computes that hold ``dims`` (and are not ``dims``), smallest first:
@@ -391,14 +658,11 @@ class SnapshotBackend:
     else from the shared store; misses go to ``inner`` and are filed in both."""
 
     def __init__(self, inner=None, max_entries: int = 512, shared: bool = True):
-        from crm.dashboard.fastsql import FastSqlBackend
+        from crm.dashboard.shards import ShardedBackend
 
-        self.inner = inner if inner is not None else FastSqlBackend()
-        self.max_entries = max_entries
+        self.inner = inner if inner is not None else ShardedBackend()
         self.shared = shared
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
-        self._newest: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._cache = VersionedCache(max_entries)
         self.stats = {"hits": 0, "shared_hits": 0, "misses": 0, "bypassed": 0, "shared_skipped": 0}
 
     # the MetricsBackend protocol, for anyone aggregating directly
@@ -406,9 +670,10 @@ class SnapshotBackend:
         return self.inner.aggregate(ctx, dim)
 
     def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
-            self._newest.clear()
+        self._cache.clear()
+        inner_clear = getattr(self.inner, "clear", None)
+        if inner_clear is not None:
+            inner_clear()
 
     def compute_metrics(self, f, breakdowns: Iterable[str], compute: Callable):
         """``compute(f, breakdowns, backend)`` is the uncached computation (metrics._compute_metrics)."""
@@ -431,14 +696,14 @@ class SnapshotBackend:
         key = (database, version, scope.bank_id, scope.all_banks, _lang_is_zh(), f, dims)
         # a result with more breakdowns (the dashboard page's, the full one) holds this one too
         keys = [key] + [key[:-1] + (covering,) for covering in _covering(dims)]
-        cached = next((c for c in map(self._lookup, keys) if c is not None), None)
+        cached = next((c for c in map(self._cache.get, keys) if c is not None), None)
         if cached is None and self.shared:
             stored = {_store_key(k): k for k in keys}
             found = _load_shared(conn, version, list(stored))
             campaign = session.get(Campaign, f.campaign_id) if found is not None else None
             if campaign is not None:
                 cached = decode_result(found[1], f, None)
-                self._store(stored[found[0]], cached)
+                self._cache.put(stored[found[0]], cached)
                 self.stats["shared_hits"] += 1
                 return _copy_result(cached, campaign, dims)
         if cached is not None:
@@ -448,33 +713,10 @@ class SnapshotBackend:
                 return _copy_result(cached, campaign, dims)
         self.stats["misses"] += 1
         result = compute(f, dims, self.inner)
-        if self._store(key, _copy_result(result, None)) and self.shared:
+        if self._cache.put(key, _copy_result(result, None)) and self.shared:
             if not _save_shared(conn.engine, _store_key(key), version, encode_result(result)):
                 self.stats["shared_skipped"] += 1
         return result
-
-    def _lookup(self, key: tuple):
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None:
-                self._cache.move_to_end(key)
-            return cached
-
-    def _store(self, key: tuple, value) -> bool:
-        """File ``value`` under ``key``; False when a newer version is known (nobody would ask for it)."""
-        database, version = key[0], key[1]
-        with self._lock:
-            newest = self._newest.get(database, -1)
-            if version < newest:
-                return False  # a reader on an older snapshot: its result is of no use to anyone later
-            if version > newest:
-                self._newest[database] = version
-                for k in [k for k in self._cache if k[0] == database and k[1] < version]:
-                    del self._cache[k]
-            self._cache[key] = value
-            while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
-        return True
 
 
 def install(app) -> None:

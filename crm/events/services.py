@@ -23,6 +23,7 @@ from crm.core.db import local_time_text, utcnow
 from crm.core.edits import DomainError, StaleEditError
 from crm.core.scoping import current_scope, scoped
 from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile
+from crm.dashboard import snapshots
 from crm.events.models import (
     CheckinMethod,
     Event,
@@ -606,10 +607,11 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
                               "modified_at": now}
     if reg.status == RegistrationStatus.CANCELLED:
         values["status"] = RegistrationStatus.CONFIRMED  # they came after all
-    result = db.session.execute(
-        sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_(None))
-        .values(**values).execution_options(synchronize_session=False)
-    )
+    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):  # the dashboard: this firm's shard
+        result = db.session.execute(
+            sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_(None))
+            .values(**values).execution_options(synchronize_session=False)
+        )
     db.session.refresh(reg)
     if result.rowcount != 1:
         return False
@@ -621,11 +623,12 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
 def undo_check_in(reg: Registration, user) -> bool:
     """Undo a check-in; True when this call did it, False when there was nothing to undo (idempotent)."""
     now = utcnow()
-    result = db.session.execute(
-        sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_not(None))
-        .values(checked_in_at=None, checkin_method=None, version=Registration.version + 1, modified_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):
+        result = db.session.execute(
+            sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_not(None))
+            .values(checked_in_at=None, checkin_method=None, version=Registration.version + 1, modified_at=now)
+            .execution_options(synchronize_session=False)
+        )
     db.session.refresh(reg)
     if result.rowcount != 1:
         return False

@@ -64,6 +64,11 @@ class Visit(TimestampMixin, VersionMixin, SoftDeleteMixin, db.Model):
         # (and the id, which SQLite's entries hold anyway; 0012)
         sa.Index("ix_visit_dashboard", "campaign_id", "visited_on", "is_deleted", "bank_id", "branch_id", "firm_id",
                  "rm_id", "need_amount_fen", postgresql_include=["id"]),
+        # the same by firm and by RM: the dashboard's statements for one shard of firms or of users; 0013
+        sa.Index("ix_visit_firm_shard", "campaign_id", "firm_id", "visited_on", "is_deleted", "bank_id", "branch_id",
+                 "rm_id", "need_amount_fen", postgresql_include=["id"]),
+        sa.Index("ix_visit_rm_shard", "campaign_id", "rm_id", "visited_on", "is_deleted", "bank_id", "branch_id",
+                 "firm_id", postgresql_include=["id"]),
     )
 
     @classmethod

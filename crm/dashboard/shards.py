@@ -1,0 +1,233 @@
+"""The dashboard after a write: each view's numbers kept per shard, and only the shards a write touched recomputed.
+
+Why it is exact
+---------------
+Firms are split into contiguous id ranges of ``FIRM_SHARD_WIDTH`` ("shards"), users likewise. Every dashboard
+number but one is a sum over firms: visits, firms visited / reached / with a need / applied / with credit /
+disbursed, first loans, amounts, SLA hits and decisions, discount sums, and firm attendances (pairs of an event
+and a *firm*). A firm is in exactly one shard, so each number is exactly the sum of the same number computed on
+each shard alone. Staff taking part are a distinct count of *users*: split by user shard, the same holds. Events
+held (a few dozen rows, no firm) are computed whole.
+
+So a view is kept as partial results, one per shard, each computed by the reference families with one more
+``GROUP BY`` column (the shard) and, when only some shards are wanted, one more range condition
+(:class:`~crm.dashboard.metrics.ShardSpec`). The view's numbers are the sums of the partial results, maintained as
+a running total (a recomputed shard subtracts its old share and adds its new one).
+
+Which shards are stale
+----------------------
+``crm.dashboard.snapshots`` counts writes: a write it can place (a flush of visits, registrations, applications
+and pledges: it knows their firms and people; a check-in, which the service declares) bumps its shards' rows of
+``dashboard_write_version``, one block of rows per source (visits by firm, the people on visits by user,
+check-ins by firm, credit by firm); any other write bumps a global row. A kept view is filed under the global
+count; each of its parts (:data:`PARTS`: visits, check-ins, firms reached, credit, staff) is recomputed for the
+shards whose sources were written since it was computed. After a visit is saved, the next view recomputes the
+visit, reached and staff statements for one firm shard (about 1/200 of a campaign year's visits at scale 1) and the
+user shards of the visit's people; the credit and check-in statements are not run at all.
+
+A write that cannot be placed (an import, an event, a firm's industry, an organisation, a calendar day) changes the
+global count: the view is computed again whole, in one pass that groups by shard as well.
+
+The partial results live in the worker's memory (``max_entries`` views x breakdowns, least recently used first
+out); the finished numbers are still shared between workers by ``crm.dashboard.snapshots``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+import sqlalchemy as sa
+
+from crm.auth.models import User
+from crm.core.scoping import current_scope
+from crm.dashboard import snapshots
+from crm.dashboard.fastsql import FastSqlBackend
+from crm.dashboard.metrics import _FAMILY_DIMS, ShardSpec, _key, _shard_conds
+from crm.extensions import db
+
+__all__ = ["ShardedBackend", "PARTS"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Part:
+    space: str  #: "firm" or "user": whose id ranges the shards are
+    families: tuple[str, ...]  #: the metric families (``SqlBackend._<family>``) summed over those shards
+    sources: tuple[str, ...]  #: the writes that move them (``snapshots.SOURCES``)
+
+
+#: how each family is kept: a part is recomputed for a shard when one of its sources was written in that shard
+PARTS = {
+    "visits": _Part("firm", ("visits",), ("visit",)),
+    "checkins": _Part("firm", ("attendances",), ("registration",)),
+    "reached": _Part("firm", ("reached",), ("visit", "registration")),
+    "credit": _Part("firm", ("approved", "ip_registered", "disbursed", "applied", "sla"), ("credit",)),
+    "staff": _Part("user", ("staff",), ("people",)),
+}
+#: families computed whole (events held: a few dozen rows, no firm); only a global write moves them
+WHOLE_FAMILIES = ("events",)
+#: more stale shards than this for a part: the part is recomputed in one grouped pass instead
+MAX_STALE = 24
+
+_VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, versions read in it)
+
+
+class _Entry:
+    """One view's (filter, scope, breakdown) partial results and their running sums."""
+
+    __slots__ = ("versions", "parts", "merged", "refs", "whole")
+
+    def __init__(self):
+        self.versions: dict[str, dict[int, int]] = {source: {} for source in snapshots.SOURCES}
+        self.parts: dict[str, dict[int, dict]] = {name: {} for name in PARTS}
+        self.merged: dict[Any, dict[str, int]] = {}
+        self.refs: dict[Any, int] = {}  #: how many shard parts hold each group (a group with none is dropped)
+        self.whole: dict[Any, dict[str, int]] = {}
+
+    def put(self, name: str, shard: int, part: Optional[dict]) -> None:
+        """Replace the shard's part ``name`` (None or empty: it has no rows) in the running sums."""
+        old = self.parts[name].pop(shard, None)
+        for g, raw in (old or {}).items():
+            merged = self.merged[g]
+            for k, v in raw.items():
+                merged[k] -= v
+            self.refs[g] -= 1
+            if not self.refs[g]:
+                del self.refs[g], self.merged[g]
+        if part:
+            self.parts[name][shard] = part
+            for g, raw in part.items():
+                merged = self.merged.setdefault(g, {})
+                for k, v in raw.items():
+                    merged[k] = merged.get(k, 0) + v
+                self.refs[g] = self.refs.get(g, 0) + 1
+
+    def result(self) -> dict:
+        out = {g: dict(raw) for g, raw in self.merged.items()}
+        for g, raw in self.whole.items():
+            out.setdefault(g, {}).update(raw)
+        return out
+
+
+def _split_versions(shard_slots: dict[int, int]) -> dict[str, dict[int, int]]:
+    """{source: {shard: version}} from the shard slots' rows."""
+    by_block = {base: {} for base in snapshots.SOURCES.values()}
+    for slot, n in shard_slots.items():
+        base = slot - slot % snapshots.SHARD_BLOCK
+        if base in by_block:  # (a block this release does not know: written by a newer one, which also bumps G)
+            by_block[base][slot - base] = n
+    return {source: by_block[base] for source, base in snapshots.SOURCES.items()}
+
+
+class ShardedBackend(FastSqlBackend):
+    """:class:`FastSqlBackend`'s numbers, kept per shard between writes (see the module docstring)."""
+
+    def __init__(self, max_entries: int = 40):
+        self._entries = snapshots.VersionedCache(max_entries)
+        self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "bypassed": 0}
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def aggregate(self, c, dim):
+        session = db.session()
+        if c.shards is not None or snapshots.transaction_has_written(session):
+            self.stats["bypassed"] += 1
+            return super().aggregate(c, dim)  # its own uncommitted rows are in what it sees: nothing kept
+        versions = self._versions(session)
+        if versions is None:
+            self.stats["bypassed"] += 1
+            return super().aggregate(c, dim)
+        global_version, current = versions
+        scope = current_scope()
+        database = session.get_bind().url.render_as_string(hide_password=True)
+        key = (database, global_version, scope.bank_id, scope.all_banks, c, dim)
+        self._tune()
+        entry = self._entries.get(key, take=True)  # (another thread computes its own meanwhile)
+        if entry is None:
+            entry = self._compute_whole(c, dim, current)
+            self.stats["cold"] += 1
+        elif self._refresh(entry, c, dim, current):
+            self.stats["refreshed"] += 1
+        else:
+            self.stats["reused"] += 1
+        out = entry.result()
+        self._entries.put(key, entry)
+        return out
+
+    # -- versions ---------------------------------------------------------------------------------------------
+    def _versions(self, session) -> Optional[tuple[int, dict[str, dict[int, int]]]]:
+        """The global count and each shard's version, read once per transaction (before anything is computed
+        with them, so a part is never older than the version it is filed under)."""
+        connection = session.connection()  # (begins the transaction the versions are read in)
+        transaction = session.get_transaction()
+        held = session.info.get(_VERSIONS)
+        if held is not None and held[0] is transaction:
+            return held[1]
+        read = snapshots.read_versions(connection)
+        versions = None if read is None else (read[0], _split_versions(read[1]))
+        session.info[_VERSIONS] = (transaction, versions)
+        return versions
+
+    # -- computing parts --------------------------------------------------------------------------------------
+    def _parts(self, c, dim, name: str, shards: Optional[tuple[int, ...]]) -> dict[int, dict]:
+        """{shard: {group key: raw sums}} of the part's families, for ``shards`` (all when None)."""
+        part = PARTS[name]
+        spec = ShardSpec(snapshots.FIRM_SHARD_WIDTH, snapshots.USER_SHARD_WIDTH,
+                         firm=shards if part.space == "firm" else None, user=shards if part.space == "user" else None)
+        if spec.user is not None:
+            probe = dataclasses.replace(c, shards=spec)
+            spec = dataclasses.replace(spec, user_ids=tuple(db.session.scalars(
+                sa.select(User.id).where(User.bank_id.is_not(None), *_shard_conds(probe, User.id, "user"))
+                .order_by(User.id))))
+        sc = dataclasses.replace(c, shards=spec)
+        parts: dict[int, dict] = {}
+        for family in part.families:
+            if dim is not None and dim not in _FAMILY_DIMS[family]:
+                continue
+            for values, *keys in getattr(self, f"_{family}")(sc, dim):
+                g, shard = (None, keys[0]) if dim is None else (_key(keys[0]), keys[1])
+                raw = parts.setdefault(int(shard), {}).setdefault(g, {})
+                for k, v in values.items():
+                    raw[k] = raw.get(k, 0) + int(v)
+        return parts
+
+    @staticmethod
+    def _wanted(name: str, dim) -> bool:
+        return dim is None or any(dim in _FAMILY_DIMS[family] for family in PARTS[name].families)
+
+    def _compute_whole(self, c, dim, current) -> _Entry:
+        entry = _Entry()
+        for name in PARTS:
+            if self._wanted(name, dim):
+                for shard, part in self._parts(c, dim, name, None).items():
+                    entry.put(name, shard, part)
+        entry.versions = {source: dict(versions) for source, versions in current.items()}
+        for family in WHOLE_FAMILIES:
+            if dim is not None and dim not in _FAMILY_DIMS[family]:
+                continue
+            for values, *keys in getattr(self, f"_{family}")(c, dim):
+                entry.whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
+        return entry
+
+    def _refresh(self, entry: _Entry, c, dim, current) -> bool:
+        """Recompute the parts of the shards written since the entry was computed; False when none was."""
+        written = {}
+        for source, now in current.items():
+            then = entry.versions[source]
+            written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
+        if not any(written.values()):
+            return False
+        for name, part in PARTS.items():
+            stale = set().union(*(written[source] for source in part.sources))
+            if not stale or not self._wanted(name, dim):
+                continue
+            if len(stale) > MAX_STALE:
+                parts = self._parts(c, dim, name, None)
+                stale = set(entry.parts[name]) | set(parts)
+            else:
+                parts = self._parts(c, dim, name, tuple(sorted(stale)))
+            for shard in stale:
+                entry.put(name, shard, parts.get(shard))
+            self.stats["shards_recomputed"] += len(stale)
+        entry.versions = {source: dict(versions) for source, versions in current.items()}
+        return True

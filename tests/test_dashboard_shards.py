@@ -1,0 +1,267 @@
+"""Partial results per shard (crm/dashboard/shards.py) and the writes that invalidate them (crm/dashboard/snapshots.py).
+
+The shards are made small here (4 firms, 2 users), so the 40 generated firms span ten shards and a write touches
+one of many. Exactness: every breakdown of random filters, for the bureau and a bank user, equals the reference
+``SqlBackend`` after rounds of random writes through the services (placed in shards) and through bulk statements
+(not placed). Placement: which rows a write bumps, and that a write the flush cannot place bumps a global slot.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import sqlalchemy as sa
+
+from crm.auth.models import User
+from crm.core.scoping import SYSTEM, scope_for, scoped
+from crm.dashboard import shards, snapshots
+from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
+from crm.events.models import Registration
+from crm.extensions import db
+from crm.firms.models import Firm
+from crm.visits.models import Visit, visit_companion
+from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
+    REFERENCE, _bulk_writes, _facts, _plain, _service_writes, random_filter, site,
+)
+
+
+@pytest.fixture
+def small(site, monkeypatch):
+    monkeypatch.setattr(snapshots, "FIRM_SHARD_WIDTH", 4)
+    monkeypatch.setattr(snapshots, "USER_SHARD_WIDTH", 2)
+    backend = shards.ShardedBackend(max_entries=1000)
+    return backend
+
+
+def _rows() -> dict[int, int]:
+    rows = dict(db.session.execute(sa.select(snapshots.write_version.c.slot, snapshots.write_version.c.n)).all())
+    db.session.commit()
+    return rows
+
+
+def _bumped(before: dict, after: dict) -> dict[int, int]:
+    return {slot: n - before.get(slot, 0) for slot, n in after.items() if n != before.get(slot, 0)}
+
+
+def _global(bumped: dict) -> int:
+    return sum(n for slot, n in bumped.items() if slot < snapshots.SHARD_BLOCK)
+
+
+def _check(backend, filters, scopes) -> list:
+    seen = []
+    for scope in scopes:
+        with scoped(scope):
+            for f in filters:
+                got = compute_metrics(f, DIMENSIONS, backend=backend)
+                expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)
+                assert _plain(got) == _plain(expected), (f, scope)
+                seen.append(_plain(expected))
+    db.session.commit()
+    return seen
+
+
+def test_partial_results_equal_the_reference_after_placed_and_unplaced_writes(small, monkeypatch):
+    rng = random.Random(20261127)
+    facts = _facts()
+    assert len({f // 4 for f in db.session.scalars(sa.select(Firm.id))}) >= 8
+    bank = facts["banks"][0]
+    scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][bank.id][0])]
+    filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(6)]
+    first = _check(small, filters, scopes)
+    cold = small.stats["cold"]
+    assert cold == len(filters) * len(scopes) * (len(DIMENSIONS) + 1)
+
+    # writes through the services are placed: the kept views recompute some shards, none is computed whole
+    before = _rows()
+    assert _service_writes(rng, facts, bank.id) >= 5
+    bumped = _bumped(before, _rows())
+    assert _global(bumped) == 0 and bumped
+    seen = _check(small, filters, scopes)
+    assert small.stats["cold"] == cold
+    assert small.stats["refreshed"] > 0
+    assert seen != first  # the writes moved numbers the kept views held
+    recomputed = small.stats["shards_recomputed"]
+
+    # many stale shards: a space is recomputed in one pass
+    monkeypatch.setattr(shards, "MAX_STALE", 0)
+    _service_writes(rng, facts, facts["banks"][1].id)
+    _check(small, filters, scopes)
+    assert small.stats["cold"] == cold and small.stats["shards_recomputed"] > recomputed
+    monkeypatch.setattr(shards, "MAX_STALE", 24)
+
+    # bulk statements cannot be placed: every view is computed again
+    before = _rows()
+    _bulk_writes(rng, facts)
+    assert _global(_bumped(before, _rows())) == 1
+    _check(small, filters, scopes)
+    assert small.stats["cold"] == 2 * cold
+
+
+def test_a_visit_saved_bumps_its_firms_shard_and_its_peoples_shards_only(small):
+    def firm_slots(*ids, source="visit"):
+        return {snapshots.SOURCES[source] + i // 4 for i in ids}
+
+    def user_slots(*ids):
+        return {snapshots.SOURCES["people"] + i // 2 for i in ids}
+    visit = db.session.scalar(sa.select(Visit).where(Visit.is_deleted.is_(False)).order_by(Visit.id).limit(1))
+    people = {visit.rm_id, *(u.id for u in visit.companions)}
+    other = db.session.scalar(sa.select(Firm.id).where(Firm.id // 4 != visit.firm_id // 4).limit(1))
+    old_firm = visit.firm_id
+
+    before = _rows()
+    visit.need_amount_fen = (visit.need_amount_fen or 0) + 100
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(old_firm) | user_slots(*people)
+
+    # moved to another firm: both firms' shards
+    before = _rows()  # (commits: every loaded object expires)
+    visit = db.session.get(Visit, visit.id)
+    _ = visit.version, visit.companions  # as the edit form's service loads it (the version check)
+    visit.firm_id = other
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(old_firm, other) | user_slots(*people)
+
+    # soft-deleted with its companions not loaded: they are read, not guessed
+    before = _rows()
+    visit = db.session.get(Visit, visit.id)
+    _ = visit.version
+    assert "companions" not in sa.inspect(visit).dict
+    visit.is_deleted = True
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(other) | user_slots(*people)
+
+    # a check-in (one atomic UPDATE, declared by the service) is its firm's
+    from crm.events import services as event_services
+    from crm.events.models import Event, EventStatus
+
+    before = _rows()
+    reg = db.session.scalar(sa.select(Registration).join(Event).where(
+        Event.status == EventStatus.HELD, Registration.checked_in_at.is_(None)).order_by(Registration.id).limit(1))
+    bureau = db.session.scalar(sa.select(User).where(User.bank_id.is_(None), User.role == "bureau").limit(1))
+    with scoped(scope_for(bureau)):
+        assert event_services.check_in(reg, bureau)
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(reg.firm_id, source="registration")
+
+    # an application moved through the credit service is its firm's credit
+    from crm.core.formatting import today_local
+    from crm.credit import services as credit_services
+    from crm.credit.models import CreditApplication, Stage
+
+    before = _rows()
+    app = db.session.scalar(sa.select(CreditApplication).where(CreditApplication.stage == Stage.ACCEPTED)
+                            .order_by(CreditApplication.id).limit(1))
+    rm = db.session.get(User, app.rm_id)
+    with scoped(scope_for(rm)):
+        credit_services.move(app, Stage.UNDER_REVIEW, rm, max(today_local(), credit_services.last_change_on(app)))
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(app.firm_id, source="credit")
+
+    # any change to a registration through the flush is its firm's
+    before = _rows()
+    reg = db.session.scalar(sa.select(Registration).order_by(Registration.id).limit(1))
+    reg.remarks = "shard test"  # any change to the row
+    db.session.commit()
+    assert set(_bumped(before, _rows())) == firm_slots(reg.firm_id, source="registration")
+
+
+def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
+    s = db.session
+    visit = s.scalar(sa.select(Visit).order_by(Visit.id).limit(1))
+    firm = s.get(Firm, visit.firm_id)
+    s.commit()
+
+    def bumped(write) -> dict:
+        before = _rows()
+        write()
+        s.commit()
+        return _bumped(before, _rows())
+
+    # an expired visit: the firm is not known to the flush
+    assert _global(bumped(lambda: setattr(visit, "need_amount_fen", 1))) == 1
+    # a firm's industry moves every number of its visits across industries
+    assert _global(bumped(lambda: setattr(firm, "industry_code", firm.industry_code + ""))) in (0, 1)
+    assert _global(bumped(lambda: s.execute(sa.update(Firm).where(Firm.id == firm.id)
+                                            .values(industry_code=Firm.industry_code)))) == 1
+    # a bulk statement on a placed table, outside any flush
+    assert _global(bumped(lambda: s.execute(sa.update(Visit).where(Visit.id == visit.id).values(need_amount_fen=2)
+                                            .execution_options(synchronize_session=False)))) == 1
+    # a flush of a visit and, in the same flush, a firm: the visit is placed, the firm's statement is not
+    def visit_only():
+        v = s.get(Visit, visit.id)
+        _ = v.version, v.companions
+        v.need_amount_fen = 3
+
+    def both():
+        visit_only()
+        f = s.get(Firm, firm.id)
+        f.name = f.name + " "
+    assert _global(bumped(visit_only)) == 0
+    assert _global(bumped(both)) == 1
+
+
+def test_a_failed_flush_leaves_no_placement_behind(small):
+    s = db.session
+    visit = s.scalar(sa.select(Visit).order_by(Visit.id).limit(1))
+    _ = visit.companions
+    visit.need_amount_fen = -1  # the flush fails on a CHECK constraint
+    with pytest.raises(sa.exc.DBAPIError):
+        s.flush()
+    s.rollback()
+    assert snapshots._placed(frozenset({"visit"})) is None
+    before = _rows()
+    s.execute(sa.update(Visit).where(Visit.id == visit.id).values(need_amount_fen=4)
+              .execution_options(synchronize_session=False))
+    s.commit()
+    assert _global(_bumped(before, _rows())) == 1
+
+
+def test_a_kept_view_is_never_served_to_another_bank(small):
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    banks = facts["banks"]
+    got = {}
+    for bank in banks:
+        with scoped(scope_for(facts["bank_users"][bank.id][0])):
+            got[bank.id] = compute_metrics(f, ("bank",), backend=small)
+            expected = compute_metrics(f, ("bank",), backend=REFERENCE)
+            assert _plain(got[bank.id]) == _plain(expected)
+            assert set(got[bank.id].breakdowns["bank"]) <= {str(bank.id)}
+    with scoped(SYSTEM):
+        assert _plain(compute_metrics(f, ("bank",), backend=small)) == _plain(
+            compute_metrics(f, ("bank",), backend=REFERENCE))
+    db.session.commit()
+    assert small.stats["cold"] == (len(banks) + 1) * 2
+
+
+def test_an_uncommitted_write_is_counted_and_never_kept(small):
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    with scoped(SYSTEM):
+        before = compute_metrics(f, backend=small).totals["visits"]
+        db.session.commit()
+        visit = db.session.scalar(sa.select(Visit).where(Visit.campaign_id == f.campaign_id,
+                                                         Visit.is_deleted.is_(False)).limit(1))
+        _ = visit.companions
+        visit.is_deleted = True
+        db.session.flush()
+        bypassed = small.stats["bypassed"]
+        assert compute_metrics(f, backend=small).totals["visits"] == before - 1
+        assert small.stats["bypassed"] > bypassed
+        db.session.rollback()
+        assert compute_metrics(f, backend=small).totals["visits"] == before
+
+
+def test_staff_are_counted_once_across_user_shards(small):
+    """A companion on visits of several firm shards and an RM of another user shard: staff is a distinct count of
+    users, summed over user shards, never over firm shards."""
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    users = {uid for (uid,) in db.session.execute(sa.select(visit_companion.c.user_id))}
+    assert len({u // 2 for u in users}) >= 2
+    with scoped(SYSTEM):
+        got = compute_metrics(f, ("month", "branch"), backend=small)
+        expected = compute_metrics(f, ("month", "branch"), backend=REFERENCE)
+    assert _plain(got) == _plain(expected)
+    assert got.totals["staff_participating"] > 0
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) > 0
