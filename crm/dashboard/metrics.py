@@ -45,7 +45,7 @@ from crm.visits.models import Visit, visit_companion
 __all__ = [
     "DIMENSIONS", "API_DIMENSIONS", "PAGE_DIMENSIONS", "page_dimensions", "METRIC_KEYS", "ALL_KEYS", "NONE_KEY",
     "MetricFilter", "MetricsResult", "compute_metrics", "records_statement", "count_records", "set_backend",
-    "get_backend", "SqlBackend", "campaign_window", "dimension_filter",
+    "get_backend", "SqlBackend", "campaign_window", "dimension_filter", "ShardSpec", "shard_ranges",
 ]
 
 #: every breakdown dimension, and those the API and CLI return
@@ -235,6 +235,11 @@ def _shard_of(c: _Ctx, col, space: str = "firm"):
     return col // (c.shards.firm_width if space == "firm" else c.shards.user_width)
 
 
+def _few_shards(c: _Ctx) -> bool:
+    """Whether ``c`` asks for some shards only (not every shard, not the whole)."""
+    return c.shards is not None and (c.shards.firm is not None or c.shards.user is not None)
+
+
 def _shard_conds(c: _Ctx, col, space: str = "firm") -> list:
     """``col`` within the shards ``c`` asks for (a range condition per run of adjacent shards; none for all)."""
     if c.shards is None:
@@ -244,11 +249,15 @@ def _shard_conds(c: _Ctx, col, space: str = "firm") -> list:
         return []
     if space == "user" and c.shards.user_ids is not None:
         return [col.in_(c.shards.user_ids)] if c.shards.user_ids else [sa.false()]
-    if not wanted:
+    return shard_ranges(col, wanted, c.shards.firm_width if space == "firm" else c.shards.user_width)
+
+
+def shard_ranges(col, shards: Iterable[int], width: int) -> list:
+    """``col`` (an id) within these shards of ``width`` ids: one range condition per run of adjacent shards."""
+    if not shards:
         return [sa.false()]
-    width = c.shards.firm_width if space == "firm" else c.shards.user_width
     runs: list[list[int]] = []
-    for s in sorted(set(wanted)):
+    for s in sorted(set(shards)):
         if runs and s == runs[-1][1] + 1:
             runs[-1][1] = s
         else:
@@ -279,8 +288,14 @@ def _visits_from(c: _Ctx, *cols) -> sa.Select:
 
 def _event_conds(c: _Ctx) -> list:
     """Held events of the campaign in the window, organised by the bank / branch when filtered."""
-    conds = [Event.campaign_id == c.campaign_id, Event.status == EventStatus.HELD, Event.held_on >= c.start,
-             Event.held_on <= c.end, *_false_if_empty(c)]
+    campaign, held_on = Event.campaign_id, Event.held_on
+    if _few_shards(c) and db.session.get_bind().dialect.name == "sqlite":
+        # some shards: the rows are found by firm (or user) id, their events by primary key. SQLite's planner
+        # would rather walk the window's events and probe each for the shard (7 ms against 0.6 ms for one shard
+        # at scale 1); an expression on a column is not an index key, so it cannot
+        campaign, held_on = Event.campaign_id + 0, sa.func.date(Event.held_on)
+    conds = [campaign == c.campaign_id, Event.status == EventStatus.HELD, held_on >= c.start,
+             held_on <= c.end, *_false_if_empty(c)]
     if c.bank_id is not None:
         conds.append(Event.id.in_(sa.select(event_organiser.c.event_id)
                                   .where(event_organiser.c.org_id.in_(_bank_org_ids(c.bank_id)))))

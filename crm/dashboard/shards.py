@@ -42,7 +42,7 @@ from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import FastSqlBackend
-from crm.dashboard.metrics import _FAMILY_DIMS, ShardSpec, _key, _shard_conds
+from crm.dashboard.metrics import _FAMILY_DIMS, ShardSpec, _key, shard_ranges
 from crm.extensions import db
 
 __all__ = ["ShardedBackend", "PARTS"]
@@ -69,6 +69,8 @@ WHOLE_FAMILIES = ("events",)
 MAX_STALE = 24
 
 _VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, versions read in it)
+_BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info: (transaction, user shards, their bank users)
+
 
 
 class _Entry:
@@ -175,10 +177,7 @@ class ShardedBackend(FastSqlBackend):
         spec = ShardSpec(snapshots.FIRM_SHARD_WIDTH, snapshots.USER_SHARD_WIDTH,
                          firm=shards if part.space == "firm" else None, user=shards if part.space == "user" else None)
         if spec.user is not None:
-            probe = dataclasses.replace(c, shards=spec)
-            spec = dataclasses.replace(spec, user_ids=tuple(db.session.scalars(
-                sa.select(User.id).where(User.bank_id.is_not(None), *_shard_conds(probe, User.id, "user"))
-                .order_by(User.id))))
+            spec = dataclasses.replace(spec, user_ids=self._bank_users(spec.user))
         sc = dataclasses.replace(c, shards=spec)
         parts: dict[int, dict] = {}
         for family in part.families:
@@ -190,6 +189,19 @@ class ShardedBackend(FastSqlBackend):
                 for k, v in values.items():
                     raw[k] = raw.get(k, 0) + int(v)
         return parts
+
+    @staticmethod
+    def _bank_users(shards: tuple[int, ...]) -> tuple[int, ...]:
+        """The bank users in these user shards (the only users staff counts), once per transaction."""
+        session = db.session()
+        held = session.info.get(_BANK_USERS)
+        if held is None or held[0] is not session.get_transaction() or held[1] != shards:
+            ids = tuple(session.scalars(sa.select(User.id).where(
+                User.bank_id.is_not(None), *shard_ranges(User.id, shards, snapshots.USER_SHARD_WIDTH))
+                .order_by(User.id)))
+            held = (session.get_transaction(), shards, ids)
+            session.info[_BANK_USERS] = held
+        return held[2]
 
     @staticmethod
     def _wanted(name: str, dim) -> bool:

@@ -96,7 +96,7 @@ SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 
            "credit": 4 * SHARD_BLOCK}
 FIRM_SLOTS, USER_SLOTS = SOURCES["visit"], SOURCES["people"]
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
-USER_SHARD_WIDTH = 8  #: users per shard (a few thousand visits a campaign year each)
+USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
 write_version = sa.Table(
     VERSION_TABLE, Base.metadata,

@@ -179,6 +179,8 @@ class Registration(TimestampMixin, VersionMixin, db.Model):
         ),
         # an event's firms and whether they came (the dashboard's attendances read only this index); 0010
         sa.Index("ix_registration_event_firm_checked_in", "event_id", "firm_id", "checked_in_at"),
+        # a range of firms' check-ins (the dashboard's statements for one shard of firms); 0013
+        sa.Index("ix_registration_firm_event_checked_in", "firm_id", "event_id", "checked_in_at"),
     )
 
     @classmethod
