@@ -265,3 +265,11 @@ def test_staff_are_counted_once_across_user_shards(small):
     assert _plain(got) == _plain(expected)
     assert got.totals["staff_participating"] > 0
     assert db.session.scalar(sa.select(sa.func.count(User.id))) > 0
+
+
+def test_rows_of_a_shard_block_this_release_does_not_know_count_as_global():
+    unknown, by_source = shards._split_versions({
+        snapshots.SOURCES["visit"] + 3: 2, snapshots.SOURCES["people"] + 7: 1,
+        max(snapshots.SOURCES.values()) + snapshots.SHARD_BLOCK + 5: 4})
+    assert unknown == 4
+    assert by_source["visit"] == {3: 2} and by_source["people"] == {7: 1} and by_source["credit"] == {}

@@ -72,7 +72,6 @@ _VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, ve
 _BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info: (transaction, user shards, their bank users)
 
 
-
 class _Entry:
     """One view's (filter, scope, breakdown) partial results and their running sums."""
 
@@ -110,14 +109,21 @@ class _Entry:
         return out
 
 
-def _split_versions(shard_slots: dict[int, int]) -> dict[str, dict[int, int]]:
-    """{source: {shard: version}} from the shard slots' rows."""
-    by_block = {base: {} for base in snapshots.SOURCES.values()}
+def _split_versions(shard_slots: dict[int, int]) -> tuple[int, dict[str, dict[int, int]]]:
+    """(the sum of rows in blocks this release does not know, {source: {shard: version}}) from the shard rows.
+
+    A block it does not know was written by a newer release (during a rolling upgrade): this one cannot tell
+    which of its parts such a write moves, so it counts those rows as global (every view is computed again).
+    """
+    by_block: dict[int, dict[int, int]] = {base: {} for base in snapshots.SOURCES.values()}
+    unknown = 0
     for slot, n in shard_slots.items():
         base = slot - slot % snapshots.SHARD_BLOCK
-        if base in by_block:  # (a block this release does not know: written by a newer one, which also bumps G)
+        if base in by_block:
             by_block[base][slot - base] = n
-    return {source: by_block[base] for source, base in snapshots.SOURCES.items()}
+        else:
+            unknown += n
+    return unknown, {source: by_block[base] for source, base in snapshots.SOURCES.items()}
 
 
 class ShardedBackend(FastSqlBackend):
@@ -166,7 +172,10 @@ class ShardedBackend(FastSqlBackend):
         if held is not None and held[0] is transaction:
             return held[1]
         read = snapshots.read_versions(connection)
-        versions = None if read is None else (read[0], _split_versions(read[1]))
+        versions = None
+        if read is not None:
+            unknown, by_source = _split_versions(read[1])
+            versions = (read[0] + unknown, by_source)
         session.info[_VERSIONS] = (transaction, versions)
         return versions
 
