@@ -273,3 +273,67 @@ def test_rows_of_a_shard_block_this_release_does_not_know_count_as_global():
         max(snapshots.SOURCES.values()) + snapshots.SHARD_BLOCK + 5: 4})
     assert unknown == 4
     assert by_source["visit"] == {3: 2} and by_source["people"] == {7: 1} and by_source["credit"] == {}
+
+
+def _exact(backend, f) -> None:
+    with scoped(SYSTEM):
+        got = compute_metrics(f, DIMENSIONS, backend=backend)
+        expected = compute_metrics(f, DIMENSIONS, backend=REFERENCE)
+    db.session.commit()
+    assert _plain(got) == _plain(expected), f
+
+
+@pytest.mark.parametrize("attribute", ["firm", "rm"])
+def test_a_change_made_through_a_relationship_is_not_placed_in_the_old_shard(small, attribute):
+    """``visit.firm = other`` reaches ``firm_id`` only during the flush: the write bumps a global slot."""
+    visit = db.session.scalar(sa.select(Visit).where(Visit.is_deleted.is_(False)).order_by(Visit.id).limit(1))
+    f, vid = MetricFilter(visit.campaign_id), visit.id
+    _exact(small, f)
+    visit = db.session.get(Visit, vid)
+    if attribute == "firm":
+        other = db.session.scalar(sa.select(Firm).where(Firm.id // 4 != visit.firm_id // 4).limit(1))
+    else:
+        people = {visit.rm_id, *(u.id for u in visit.companions)}
+        other = db.session.scalar(sa.select(User).where(User.bank_id == visit.bank_id, User.id.not_in(people))
+                                  .limit(1))
+    other_id = other.id
+    before = _rows()
+    visit = db.session.get(Visit, vid)
+    _ = visit.version, visit.companions
+    setattr(visit, attribute, db.session.get(type(other), other_id))
+    db.session.commit()
+    assert _global(_bumped(before, _rows())) == 1
+    _exact(small, f)
+
+
+def test_a_placed_write_committed_by_another_worker_between_two_views_of_one_transaction(small):
+    """The shard versions are read for each breakdown, never held for a transaction: the snapshot read its own
+    (newer) version first, and must not be filed with older parts."""
+    from sqlalchemy.orm import Session
+
+    from crm.orgs.models import Campaign
+
+    snap = snapshots.SnapshotBackend(inner=small, shared=True)
+    campaigns = list(db.session.scalars(sa.select(Campaign.id).order_by(Campaign.id)))
+    first, last = MetricFilter(campaigns[0]), MetricFilter(campaigns[-1])
+    with scoped(SYSTEM):
+        compute_metrics(last, backend=snap)
+    db.session.commit()
+    with scoped(SYSTEM):
+        compute_metrics(first, backend=snap)  # this transaction has read the versions once
+        with Session(db.engine) as other:  # another worker saves a visit of the last campaign
+            visit = other.scalar(sa.select(Visit).where(Visit.campaign_id == last.campaign_id,
+                                                        Visit.is_deleted.is_(False)).limit(1))
+            _ = visit.companions, visit.version
+            visit.is_deleted = True
+            other.commit()
+        compute_metrics(last, backend=snap)
+        db.session.commit()
+        assert _plain(compute_metrics(last, backend=snap)) == _plain(compute_metrics(last, backend=REFERENCE))
+    db.session.commit()
+
+
+def test_ids_beyond_a_block_are_not_placed():
+    assert snapshots._firm_slots({5}, "visit") == {snapshots.SOURCES["visit"] + 5 // snapshots.FIRM_SHARD_WIDTH}
+    assert snapshots._user_slots({snapshots.SHARD_BLOCK * snapshots.USER_SHARD_WIDTH}) is None
+    assert snapshots._firm_slots({snapshots.SHARD_BLOCK * snapshots.FIRM_SHARD_WIDTH}, "credit") is None

@@ -293,7 +293,7 @@ def _event_conds(c: _Ctx) -> list:
         # some shards: the rows are found by firm (or user) id, their events by primary key. SQLite's planner
         # would rather walk the window's events and probe each for the shard (7 ms against 0.6 ms for one shard
         # at scale 1); an expression on a column is not an index key, so it cannot
-        campaign, held_on = Event.campaign_id + 0, sa.func.date(Event.held_on)
+        campaign, held_on = Event.campaign_id + 0, sa.func.date(Event.held_on, type_=sa.Date)
     conds = [campaign == c.campaign_id, Event.status == EventStatus.HELD, held_on >= c.start,
              held_on <= c.end, *_false_if_empty(c)]
     if c.bank_id is not None:

@@ -68,7 +68,7 @@ WHOLE_FAMILIES = ("events",)
 #: more stale shards than this for a part: the part is recomputed in one grouped pass instead
 MAX_STALE = 24
 
-_VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, versions read in it)
+_VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, versions read for the view)
 _BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info: (transaction, user shards, their bank users)
 
 
@@ -163,9 +163,17 @@ class ShardedBackend(FastSqlBackend):
         return out
 
     # -- versions ---------------------------------------------------------------------------------------------
-    def _versions(self, session) -> Optional[tuple[int, dict[str, dict[int, int]]]]:
-        """The global count and each shard's version, read once per transaction (before anything is computed
-        with them, so a part is never older than the version it is filed under)."""
+    @staticmethod
+    def begin_view() -> None:
+        """A new view is computed: read the versions again (``SnapshotBackend`` calls this after reading its own
+        version, so the parts it files under that version are never older than it, even when another worker
+        committed a write since this transaction last read them)."""
+        db.session().info.pop(_VERSIONS, None)
+
+    @staticmethod
+    def _versions(session) -> Optional[tuple[int, dict[str, dict[int, int]]]]:
+        """The global count and each shard's version, read once per view (see ``begin_view``) and transaction,
+        before anything is computed with them, so a part is never older than the version it is filed under."""
         connection = session.connection()  # (begins the transaction the versions are read in)
         transaction = session.get_transaction()
         held = session.info.get(_VERSIONS)

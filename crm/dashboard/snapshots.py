@@ -68,6 +68,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy.orm.interfaces import ONETOMANY
 from sqlalchemy.pool import Pool
 
 from crm.core.db import Base, upsert_insert
@@ -268,8 +269,14 @@ _NO_VALUE = object()
 
 
 def _values(obj, key: str) -> Optional[set]:
-    """The attribute's value and, when the flush changes it, its value before; None when one is not known."""
+    """The attribute's value and, when the flush changes it, its value before; None when one is not known.
+
+    A change made through a relationship (``visit.firm = other``) reaches the id column only during the flush, after
+    this runs: such a row is not placed (its write bumps a global slot).
+    """
     state = sa.inspect(obj)
+    if any(state.attrs[rel.key].history.has_changes() for rel in _relationships_of(state.mapper, key)):
+        return None
     current = state.dict.get(key, _NO_VALUE)
     if current is _NO_VALUE or current is None:
         return None  # expired (persistent) or never set (pending): the row's value is not known here
@@ -282,13 +289,27 @@ def _values(obj, key: str) -> Optional[set]:
     return out
 
 
+@lru_cache(maxsize=64)
+def _relationships_of(mapper, key: str) -> tuple:
+    """The many-to-one relationships that set the column ``key`` (``Visit.firm`` for ``firm_id``)."""
+    return tuple(rel for rel in mapper.relationships if any(col.key == key for col in rel.local_columns))
+
+
+def _slots(ids: Optional[set], base: int, width: int) -> Optional[set]:
+    """``base + id // width`` for each id; None (not placed) when one is unknown or beyond its block."""
+    if ids is None:
+        return None
+    shards = {int(i) // width for i in ids}
+    return None if any(s >= SHARD_BLOCK or s < 0 for s in shards) else {base + s for s in shards}
+
+
 def _firm_slots(firm_ids: Optional[set], source: str) -> Optional[set]:
     """The slots of these firms' shards for ``source`` (visit, registration, credit)."""
-    return None if firm_ids is None else {SOURCES[source] + int(i) // FIRM_SHARD_WIDTH for i in firm_ids}
+    return _slots(firm_ids, SOURCES[source], FIRM_SHARD_WIDTH)
 
 
 def _user_slots(user_ids: Optional[set]) -> Optional[set]:
-    return None if user_ids is None else {SOURCES["people"] + int(i) // USER_SHARD_WIDTH for i in user_ids}
+    return _slots(user_ids, SOURCES["people"], USER_SHARD_WIDTH)
 
 
 def _place_visit(session, visit) -> Optional[set]:
@@ -309,7 +330,8 @@ def _place_visit(session, visit) -> Optional[set]:
         with session.no_autoflush:
             users |= set(session.execute(sa.select(visit_companion.c.user_id)
                                          .where(visit_companion.c.visit_id == state.identity[0])).scalars())
-    return firms | _user_slots(users)
+    people = _user_slots(users)
+    return None if people is None else firms | people
 
 
 def _place_registration(session, registration) -> Optional[set]:
@@ -341,12 +363,28 @@ _PLACERS: dict[str, tuple[frozenset, Callable]] = {
 }
 
 
+@lru_cache(maxsize=64)
+def _collections_of_placed(mapper) -> tuple[str, ...]:
+    """The one-to-many relationships of ``mapper`` to a placed table (``CreditApplication.pledges``)."""
+    return tuple(rel.key for rel in mapper.relationships
+                 if rel.direction is ONETOMANY and rel.mapper.local_table.name in _PLACERS)
+
+
+def _moves_placed_rows(obj) -> bool:
+    """Whether the flush sets a placed row's foreign key from the other side (``app.pledges.append(pledge)``):
+    the row's own attributes do not show it before the flush."""
+    state = sa.inspect(obj)
+    return any(state.attrs[key].history.has_changes() for key in _collections_of_placed(state.mapper))
+
+
 def _place_flush(session) -> _Placed:
     """The shard slots of every row of a placeable table this flush writes (slots None when one cannot be
     placed)."""
     slots: set = set()
     tables: set = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
+        if _moves_placed_rows(obj):
+            return _Placed(weakref.ref(session), None, frozenset())
         placer = _PLACERS.get(getattr(obj, "__tablename__", None))
         if placer is None:
             continue  # its statements (if any) are not placed: they bump a global slot
@@ -362,7 +400,8 @@ def _before_flush(session, flush_context, instances) -> None:
     _FLUSH.set(_place_flush(session))
 
 
-def _after_flush(session, flush_context) -> None:
+def _after_flush(session, *args) -> None:
+    """After a flush, and after a rollback (a flush that raised leaves no placement behind)."""
     _FLUSH.set(None)
 
 
@@ -396,7 +435,8 @@ def placed_writes(table: str, *, firm_ids: Iterable[int]):
     """
     source = _DECLARABLE[table]  # (a visit's writes also move its people's numbers: visits are placed by the flush)
     firms = set(firm_ids)
-    slots = None if None in firms else frozenset(_firm_slots(firms, source))
+    placed = None if None in firms else _firm_slots(firms, source)
+    slots = None if placed is None else frozenset(placed)
     token = _DECLARED.set(_Placed(None, slots, frozenset({table})))
     try:
         yield
@@ -431,6 +471,7 @@ def _on_commit(conn) -> None:
 def _on_rollback(conn) -> None:
     conn.info.pop(_DIRTY, None)
     conn.info.pop(_SHARDS, None)
+    _FLUSH.set(None)
 
 
 def _on_pool_reset(dbapi_connection, connection_record, reset_state) -> None:
@@ -444,7 +485,8 @@ def _listen() -> None:
     for target, name, fn in ((Engine, "after_cursor_execute", _after_cursor_execute), (Engine, "commit", _on_commit),
                              (Engine, "rollback", _on_rollback), (Pool, "reset", _on_pool_reset),
                              (Session, "before_flush", _before_flush),
-                             (Session, "after_flush_postexec", _after_flush)):
+                             (Session, "after_flush_postexec", _after_flush),
+                             (Session, "after_soft_rollback", _after_flush)):
         if not event.contains(target, name, fn):
             event.listen(target, name, fn)
 
@@ -712,6 +754,9 @@ class SnapshotBackend:
                 self.stats["hits"] += 1
                 return _copy_result(cached, campaign, dims)
         self.stats["misses"] += 1
+        begin_view = getattr(self.inner, "begin_view", None)
+        if begin_view is not None:
+            begin_view()  # its shard versions are read after the version this result is filed under
         result = compute(f, dims, self.inner)
         if self._cache.put(key, _copy_result(result, None)) and self.shared:
             if not _save_shared(conn.engine, _store_key(key), version, encode_result(result)):

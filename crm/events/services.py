@@ -609,7 +609,8 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
         values["status"] = RegistrationStatus.CONFIRMED  # they came after all
     with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):  # the dashboard: this firm's shard
         result = db.session.execute(
-            sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_(None))
+            sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
+                                          Registration.checked_in_at.is_(None))
             .values(**values).execution_options(synchronize_session=False)
         )
     db.session.refresh(reg)
@@ -625,7 +626,8 @@ def undo_check_in(reg: Registration, user) -> bool:
     now = utcnow()
     with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):
         result = db.session.execute(
-            sa.update(Registration).where(Registration.id == reg.id, Registration.checked_in_at.is_not(None))
+            sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
+                                          Registration.checked_in_at.is_not(None))
             .values(checked_in_at=None, checkin_method=None, version=Registration.version + 1, modified_at=now)
             .execution_options(synchronize_session=False)
         )
