@@ -337,3 +337,26 @@ def test_ids_beyond_a_block_are_not_placed():
     assert snapshots._firm_slots({5}, "visit") == {snapshots.SOURCES["visit"] + 5 // snapshots.FIRM_SHARD_WIDTH}
     assert snapshots._user_slots({snapshots.SHARD_BLOCK * snapshots.USER_SHARD_WIDTH}) is None
     assert snapshots._firm_slots({snapshots.SHARD_BLOCK * snapshots.FIRM_SHARD_WIDTH}, "credit") is None
+
+
+@pytest.mark.parametrize("n", [1, 6])
+def test_placing_a_flush_reads_the_companions_of_all_its_visits_at_once(small, n):
+    """Soft-deleting visits whose companions are not loaded: one look-up for the whole flush, and every visit's
+    people are bumped."""
+    from tests.sqlcount import statements
+
+    before = _rows()
+    visits = list(db.session.scalars(sa.select(Visit).where(Visit.is_deleted.is_(False)).order_by(Visit.id).limit(n)))
+    people = {u for (u,) in db.session.execute(sa.select(visit_companion.c.user_id)
+                                               .where(visit_companion.c.visit_id.in_([v.id for v in visits])))}
+    people |= {v.rm_id for v in visits}
+    for visit in visits:
+        assert "companions" not in sa.inspect(visit).dict
+        visit.is_deleted = True
+    with statements() as seen:
+        db.session.commit()
+    assert sum("FROM visit_companion" in s for s in seen) == 1
+    bumped = _bumped(before, _rows())
+    assert _global(bumped) == 0
+    assert {s for s in bumped if s >= snapshots.SOURCES["people"] and s < snapshots.SOURCES["registration"]} == {
+        snapshots.SOURCES["people"] + u // 2 for u in people}

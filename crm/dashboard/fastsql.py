@@ -35,13 +35,25 @@ from crm.extensions import db
 from crm.firms.models import Firm
 from crm.visits.models import Visit, visit_companion
 
-__all__ = ["FastSqlBackend"]
+__all__ = ["FastSqlBackend", "per_transaction"]
 
 #: in Session.info: the transaction in which PostgreSQL's work_mem was raised
 _WORK_MEM_SET = "crm_dashboard_work_mem"
 
 #: the firm attribute behind each firm breakdown
 _FIRM_ATTRIBUTE = {"industry": Firm.industry_code, "district": Firm.area_code, "street": Firm.street_id}
+
+
+def per_transaction(name: str, key, compute):
+    """``compute()``, remembered in the request's Session under ``name`` for its transaction and ``key``."""
+    session = db.session()  # the Session itself: get_transaction is not proxied by the scoped session
+    session.connection()  # (begins the transaction)
+    transaction = session.get_transaction()
+    held = session.info.get(name)
+    if held is None or held[0] is not transaction or held[1] != key:
+        held = (transaction, key, compute())
+        session.info[name] = held
+    return held[2]
 
 
 def _visit_rows(c: _Ctx, *cols) -> sa.Select:
@@ -86,11 +98,8 @@ class FastSqlBackend(SqlBackend):
     def _tune() -> None:
         """PostgreSQL: memory for each sort and hash of these statements, this transaction only (once in it): with
         the default 4 MB a campaign year's distinct counts spilled to disk at scale 1 (by month: 260 -> 221 ms)."""
-        session = db.session()  # the request's Session (get_transaction is not proxied by the scoped session)
-        transaction = session.get_transaction()
-        if session.get_bind().dialect.name == "postgresql" and session.info.get(_WORK_MEM_SET) is not transaction:
-            session.execute(sa.text("SET LOCAL work_mem = '32MB'"))
-            session.info[_WORK_MEM_SET] = session.get_transaction()
+        if db.session.get_bind().dialect.name == "postgresql":
+            per_transaction(_WORK_MEM_SET, None, lambda: db.session.execute(sa.text("SET LOCAL work_mem = '32MB'")))
 
     def _visits(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:

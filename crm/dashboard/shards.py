@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
-from crm.dashboard.fastsql import FastSqlBackend
+from crm.dashboard.fastsql import FastSqlBackend, per_transaction
 from crm.dashboard.metrics import _FAMILY_DIMS, ShardSpec, _key, shard_ranges
 from crm.extensions import db
 
@@ -68,8 +68,8 @@ WHOLE_FAMILIES = ("events",)
 #: more stale shards than this for a part: the part is recomputed in one grouped pass instead
 MAX_STALE = 24
 
-_VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info: (transaction, versions read for the view)
-_BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info: (transaction, user shards, their bank users)
+_VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info (per_transaction): the versions read for the view
+_BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info (per_transaction): a user shard's bank users
 
 
 class _Entry:
@@ -174,18 +174,14 @@ class ShardedBackend(FastSqlBackend):
     def _versions(session) -> Optional[tuple[int, dict[str, dict[int, int]]]]:
         """The global count and each shard's version, read once per view (see ``begin_view``) and transaction,
         before anything is computed with them, so a part is never older than the version it is filed under."""
-        connection = session.connection()  # (begins the transaction the versions are read in)
-        transaction = session.get_transaction()
-        held = session.info.get(_VERSIONS)
-        if held is not None and held[0] is transaction:
-            return held[1]
-        read = snapshots.read_versions(connection)
-        versions = None
-        if read is not None:
-            unknown, by_source = _split_versions(read[1])
-            versions = (read[0] + unknown, by_source)
-        session.info[_VERSIONS] = (transaction, versions)
-        return versions
+        def read():
+            got = snapshots.read_versions(session.connection())
+            if got is None:
+                return None
+            unknown, by_source = _split_versions(got[1])
+            return got[0] + unknown, by_source
+
+        return per_transaction(_VERSIONS, None, read)
 
     # -- computing parts --------------------------------------------------------------------------------------
     def _parts(self, c, dim, name: str, shards: Optional[tuple[int, ...]]) -> dict[int, dict]:
@@ -210,15 +206,9 @@ class ShardedBackend(FastSqlBackend):
     @staticmethod
     def _bank_users(shards: tuple[int, ...]) -> tuple[int, ...]:
         """The bank users in these user shards (the only users staff counts), once per transaction."""
-        session = db.session()
-        held = session.info.get(_BANK_USERS)
-        if held is None or held[0] is not session.get_transaction() or held[1] != shards:
-            ids = tuple(session.scalars(sa.select(User.id).where(
-                User.bank_id.is_not(None), *shard_ranges(User.id, shards, snapshots.USER_SHARD_WIDTH))
-                .order_by(User.id)))
-            held = (session.get_transaction(), shards, ids)
-            session.info[_BANK_USERS] = held
-        return held[2]
+        return per_transaction(_BANK_USERS, shards, lambda: tuple(db.session.scalars(sa.select(User.id).where(
+            User.bank_id.is_not(None), *shard_ranges(User.id, shards, snapshots.USER_SHARD_WIDTH))
+            .order_by(User.id))))
 
     @staticmethod
     def _wanted(name: str, dim) -> bool:

@@ -312,10 +312,37 @@ def _user_slots(user_ids: Optional[set]) -> Optional[set]:
     return _slots(user_ids, SOURCES["people"], USER_SHARD_WIDTH)
 
 
-def _place_visit(session, visit) -> Optional[set]:
-    """The visit's firm (before and after) and its people: the RM and every companion, before and after."""
-    from crm.visits.models import visit_companion
+class _Lookups:
+    """What placing a flush reads from the database, one statement per kind for the whole flush: the companions of
+    visits whose collection is not loaded (so not changed), and the firms of the applications pledges belong to."""
 
+    def __init__(self, session, objs):
+        from crm.credit.models import CreditApplication
+        from crm.visits.models import visit_companion
+
+        visit_ids, app_ids = [], set()
+        for obj in objs:
+            state = sa.inspect(obj)
+            table = state.mapper.local_table.name
+            if table == "visit" and "companions" not in state.dict and state.key is not None:
+                visit_ids.append(state.identity[0])
+            elif table == "pledge":
+                app_ids |= _values(obj, "application_id") or set()
+        self.companions: dict[int, set] = {}
+        self.app_firms: dict[int, int] = {}
+        with session.no_autoflush:
+            if visit_ids:
+                for visit_id, user_id in session.execute(
+                        sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)
+                        .where(visit_companion.c.visit_id.in_(sorted(visit_ids)))):
+                    self.companions.setdefault(visit_id, set()).add(user_id)
+            if app_ids:
+                self.app_firms = dict(session.execute(sa.select(CreditApplication.id, CreditApplication.firm_id)
+                                                      .where(CreditApplication.id.in_(sorted(app_ids)))).all())
+
+
+def _place_visit(visit, known: _Lookups) -> Optional[set]:
+    """The visit's firm (before and after) and its people: the RM and every companion, before and after."""
     firms, users = _firm_slots(_values(visit, "firm_id"), "visit"), _values(visit, "rm_id")
     if firms is None or users is None:
         return None
@@ -327,31 +354,24 @@ def _place_visit(session, visit) -> Optional[set]:
             return None
         users |= {p.id for p in people}
     elif state.key is not None:  # not loaded, so not changed: the rows in the database are its companions
-        with session.no_autoflush:
-            users |= set(session.execute(sa.select(visit_companion.c.user_id)
-                                         .where(visit_companion.c.visit_id == state.identity[0])).scalars())
+        users |= known.companions.get(state.identity[0], set())
     people = _user_slots(users)
     return None if people is None else firms | people
 
 
-def _place_registration(session, registration) -> Optional[set]:
+def _place_registration(registration, known: _Lookups) -> Optional[set]:
     return _firm_slots(_values(registration, "firm_id"), "registration")
 
 
-def _place_application(session, application) -> Optional[set]:
+def _place_application(application, known: _Lookups) -> Optional[set]:
     return _firm_slots(_values(application, "firm_id"), "credit")
 
 
-def _place_pledge(session, pledge) -> Optional[set]:
-    from crm.credit.models import CreditApplication
-
+def _place_pledge(pledge, known: _Lookups) -> Optional[set]:
     app_ids = _values(pledge, "application_id")
-    if app_ids is None:
+    if app_ids is None or any(a not in known.app_firms for a in app_ids):
         return None
-    with session.no_autoflush:
-        firms = set(session.execute(sa.select(CreditApplication.firm_id)
-                                    .where(CreditApplication.id.in_(sorted(app_ids)))).scalars())
-    return _firm_slots(firms, "credit") if len(firms) >= 1 else None
+    return _firm_slots({known.app_firms[a] for a in app_ids}, "credit")
 
 
 #: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
@@ -382,13 +402,13 @@ def _place_flush(session) -> _Placed:
     placed)."""
     slots: set = set()
     tables: set = set()
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if _moves_placed_rows(obj):
-            return _Placed(weakref.ref(session), None, frozenset())
-        placer = _PLACERS.get(getattr(obj, "__tablename__", None))
-        if placer is None:
-            continue  # its statements (if any) are not placed: they bump a global slot
-        got = placer[1](session, obj)
+    objs = [*session.new, *session.dirty, *session.deleted]
+    if any(map(_moves_placed_rows, objs)):
+        return _Placed(weakref.ref(session), None, frozenset())
+    placed = [(obj, _PLACERS[name]) for obj in objs if (name := getattr(obj, "__tablename__", None)) in _PLACERS]
+    known = _Lookups(session, [obj for obj, _placer in placed])
+    for obj, placer in placed:  # (objects of other tables: their statements, if any, bump a global slot)
+        got = placer[1](obj, known)
         if not got:
             return _Placed(weakref.ref(session), None, frozenset())
         slots |= got
