@@ -195,9 +195,15 @@ def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
     def both():
         visit_only()
         f = s.get(Firm, firm.id)
-        f.name = f.name + " "
+        f.industry_code = "other" if f.industry_code != "other" else "ai"
+
+    def visit_and_firm_name():
+        visit_only()
+        f = s.get(Firm, firm.id)
+        f.name = f.name + " "  # no number reads a firm's name (snapshots.COLUMN_SENSITIVE)
     assert _global(bumped(visit_only)) == 0
     assert _global(bumped(both)) == 1
+    assert _global(bumped(visit_and_firm_name)) == 0
 
 
 def test_a_failed_flush_leaves_no_placement_behind(small):

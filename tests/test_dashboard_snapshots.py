@@ -327,7 +327,22 @@ def test_every_kind_of_write_bumps_the_version_and_reads_rollbacks_and_the_audit
     assert committed(lambda: s.scalar(sa.select(sa.func.count(Visit.id)))) == 0
     assert committed(lambda: setattr(visit, "need_amount_fen", 123)) == 1  # ORM unit of work
     assert committed(lambda: s.execute(sa.update(Firm).values(is_tech_sme=Firm.is_tech_sme)
+                                       .execution_options(synchronize_session=False))) == 0  # no number reads it
+    assert committed(lambda: s.execute(sa.update(Firm).values(street_id=Firm.street_id, is_tech_sme=True)
                                        .execution_options(synchronize_session=False))) == 1
+    firm = s.scalar(sa.select(Firm).limit(1))
+    assert committed(lambda: setattr(firm, "name", firm.name + "（新）")) == 0
+    assert committed(lambda: setattr(firm, "industry_code", "biomedicine" if firm.industry_code != "biomedicine" else "ai")) == 1
+    assert committed(lambda: s.add(Firm(name="新注册科技有限公司", credit_code=gen.credit_code_for(987_654, seed=77),
+                                        area_code=firm.area_code, industry_code="ai"))) == 0  # no visit names it yet
+    upsert = ("INSERT INTO firm (id, name) VALUES (-1, 'x') ON CONFLICT (id) DO UPDATE SET industry_code = 'ai'")
+    assert snapshots.analyse(upsert) == (snapshots.WRITE, frozenset({"firm"}))
+    assert snapshots.analyse("INSERT OR REPLACE INTO firm (id) VALUES (1)") == (snapshots.WRITE, frozenset({"firm"}))
+    event = s.scalar(sa.select(Event).limit(1))
+    assert committed(lambda: setattr(event, "venue", (event.venue or "") + "，二楼")) == 0
+    assert committed(lambda: setattr(event, "held_on", event.held_on)) == 0  # (not changed: not in the UPDATE)
+    assert committed(lambda: s.execute(sa.update(Event).where(Event.id == event.id)
+                                       .values(held_on=event.held_on))) == 1
     assert committed(lambda: s.execute(sa.text("DELETE FROM visit_companion WHERE visit_id = -1"))) == 1
     assert committed(lambda: s.connection().exec_driver_sql("UPDATE street SET name = name WHERE id = -1")) == 1
     assert committed(lambda: s.add(AuditEntry(action="test", object_type="x", object_id=1))) == 0
@@ -340,7 +355,7 @@ def test_every_kind_of_write_bumps_the_version_and_reads_rollbacks_and_the_audit
     assert _version() == v
     # a plain Connection outside any Session, and a raw-DBAPI writer that reports itself
     with db.engine.begin() as conn:
-        conn.execute(sa.update(Event.__table__).where(Event.id == -1).values(title="x"))
+        conn.execute(sa.update(Event.__table__).where(Event.id == -1).values(status=EventStatus.HELD))
     snapshots.bump_write_version(db.engine)
     assert _version() == v + 2
 

@@ -114,7 +114,14 @@ def test_a_preview_reports_what_the_commit_then_does_and_writes_nothing(world):
     assert write_version() == version
     committed = run(ledger(rows), world.rm_b, valid_only=True)
     assert committed.committed
-    assert write_version() > version  # the bulk INSERTs invalidate the dashboard's snapshots like any write
+    # new firms and changed patent counts move no dashboard number (crm.dashboard.snapshots.INSERT_IGNORED,
+    # COLUMN_SENSITIVE): the dashboard's snapshots stay current; a changed industry invalidates them
+    assert write_version() == version
+    moved = [row(i) for i in range(10, 12)]
+    for r in moved:
+        r[4] = "生物医药"
+    assert run(ledger(moved), world.rm_b).committed
+    assert write_version() > version
     for report in (preview, refused):
         assert (report.created, report.updated, report.unchanged, report.rejected, report.problems) == \
             (committed.created, committed.updated, committed.unchanged, committed.rejected, committed.problems)

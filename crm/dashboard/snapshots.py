@@ -13,7 +13,8 @@ How it stays exact
 * **Invalidation cannot be forgotten**: it is not called from services. SQLAlchemy's Core cursor events see every
   statement any ``Session`` or ``Connection`` sends (ORM unit-of-work flushes, bulk ``update()`` / ``delete()`` /
   ``insert()`` through ``Session.execute``, Core and ``text()`` statements); any INSERT / UPDATE / DELETE (or DDL)
-  on a table that is not listed in :data:`IGNORED_TABLES` marks the connection's transaction, and the engine's
+  on a table that is not listed in :data:`IGNORED_TABLES` (and is not an UPDATE of columns no number reads,
+  :data:`COLUMN_SENSITIVE`, or a new firm, :data:`INSERT_IGNORED`) marks the connection's transaction, and the engine's
   ``commit`` event bumps a slot through the same DBAPI connection before the COMMIT. A rollback clears the mark.
   New tables count by default. Code that writes through a raw DBAPI connection (``crm gen-data``'s COPY loader)
   calls :func:`bump_write_version` afterwards.
@@ -119,8 +120,16 @@ IGNORED_TABLES = frozenset({
     "firm_account", "stage_change",
 })
 #: tables of which only some columns matter: an UPDATE that sets none of these does not invalidate
-#: (signing in updates ``user.last_login_at``; staff counts read ``user.bank_id`` only)
-COLUMN_SENSITIVE = {"user": frozenset({"id", "bank_id"})}
+#: (signing in updates ``user.last_login_at``; staff counts read ``user.bank_id`` only; a firm's numbers move with
+#: its industry, district and street, an event's with its date and status, never with a name, an address or a note)
+COLUMN_SENSITIVE = {
+    "user": frozenset({"id", "bank_id"}),
+    "firm": frozenset({"id", "industry_code", "area_code", "street_id"}),
+    "event": frozenset({"id", "campaign_id", "held_on", "status"}),
+}
+#: tables whose new rows move no number: a firm is counted through its visits, registrations and applications,
+#: which a foreign key keeps from naming it before it exists (registering firms, a firm import)
+INSERT_IGNORED = frozenset({"firm"})
 
 _DIRTY = "crm_dashboard_dirty"  #: in Connection.info (the pooled DBAPI connection's): this transaction wrote
 _SHARDS = "crm_dashboard_shards"  #: in Connection.info: shard slots written by flushes (when not _DIRTY)
@@ -139,6 +148,7 @@ _TARGET = re.compile(
     r"|MERGE\s+INTO|COPY)\s+(?:ONLY\s+)?(" + _NAME + r"(?:\s*\.\s*" + _NAME + r")?)", re.I)
 _SET = re.compile(r"\bSET\s+(.*?)(?:\s+WHERE\b|\s+FROM\b|\s+RETURNING\b|$)", re.I | re.S)
 _SET_COLUMN = re.compile(r'(?:^|,)\s*(?:"([^"]+)"|(\w+))\s*=')
+_UPSERT = re.compile(r"\bON\s+(?:CONFLICT|DUPLICATE)\b", re.I)
 _DML = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "TRUNCATE", "COPY", "WITH", "UPSERT"}
 _DDL = {"CREATE", "DROP", "ALTER", "RENAME"}
 
@@ -190,7 +200,11 @@ def _analyse(statement: str) -> tuple[int, Optional[frozenset]]:
         table = _table_name(t.group(2))
         if table in IGNORED_TABLES:
             continue
-        if t.group(1).upper().startswith("UPDATE") and not _update_is_relevant(statement, table):
+        verb = t.group(1).upper()
+        if verb.startswith("UPDATE") and not _update_is_relevant(statement, table):
+            continue
+        if (table in INSERT_IGNORED and re.fullmatch(r"INSERT\s+INTO", verb)
+                and not _UPSERT.search(statement)):  # (an upsert may change an existing row)
             continue
         tables.add(table)
     return (WRITE, frozenset(tables)) if tables else (IGNORE, frozenset())
