@@ -12,6 +12,7 @@ import unicodedata
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
+from sqlalchemy.orm import joinedload
 
 from config import KNOWN_WEAK_SECRETS
 from crm.core import scoping
@@ -118,7 +119,9 @@ def load_user(session_token: str):
 
     if not session_token or len(session_token) > 64:
         return None
-    user = db.session.scalar(db.select(User).where(User.session_token == session_token))
+    # with the organisation every page's menu names
+    user = db.session.scalar(db.select(User).where(User.session_token == session_token)
+                             .options(joinedload(User.org)))
     if user is None or not user.is_active:
         return None
     return user

@@ -135,7 +135,7 @@ def install(session_factory=Session) -> None:
 install()
 
 
-def get_or_404(model, ident, *, include_deleted: bool = False):
+def get_or_404(model, ident, *, include_deleted: bool = False, options=()):
     """Load a row through the scoped session; another bank's row is 404, exactly like a missing one.
 
     :raise 404: when the id is malformed, missing, deleted or outside the viewer's scope.
@@ -148,7 +148,7 @@ def get_or_404(model, ident, *, include_deleted: bool = False):
         abort(404)
     if not (0 < ident < 2**63):
         abort(404)
-    obj = db.session.get(model, ident)
+    obj = db.session.get(model, ident, options=options)  # (options: loader options, as Session.get takes them)
     if obj is None or (not include_deleted and getattr(obj, "is_deleted", False)):
         abort(404)
     return obj

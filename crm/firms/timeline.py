@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -29,17 +30,33 @@ class TimelineItem:
         return (self.day, getattr(self.obj, "id", 0))
 
 
-def firm_timeline(firm: Firm, user) -> list[TimelineItem]:
+class FirmRecords:
+    """The firm's visits (deleted ones too, whose history stays) with their people, and its follow-ups, as the
+    viewer may see them (tenant scope): each read once for the page's timeline and its change history."""
+
+    def __init__(self, firm: Firm):
+        self.firm = firm
+
+    @cached_property
+    def visits(self) -> list[Visit]:
+        return list(db.session.scalars(sa.select(Visit).where(Visit.firm_id == self.firm.id)
+                                       .options(selectinload(Visit.companions), selectinload(Visit.rm))))
+
+    @cached_property
+    def follow_ups(self) -> list[FollowUp]:
+        return list(db.session.scalars(sa.select(FollowUp).where(FollowUp.firm_id == self.firm.id)
+                                       .options(selectinload(FollowUp.assignee))))
+
+
+def firm_timeline(firm: Firm, user, records: Optional[FirmRecords] = None) -> list[TimelineItem]:
     """Visits, follow-ups, event registrations and check-ins, credit applications and their stages: newest first.
 
     Every query goes through the tenant scope, so a bank user sees only their bank's rows; a visit's summary is
     shown only to those who may read it (``Visit.can_read_notes``).
     """
+    records = records or FirmRecords(firm)
     items: list[TimelineItem] = []
-    visits = db.session.scalars(
-        sa.select(Visit).where(Visit.firm_id == firm.id, Visit.is_deleted.is_(False))
-        .options(selectinload(Visit.companions), selectinload(Visit.rm))
-    ).all()
+    visits = [v for v in records.visits if not v.is_deleted]
     bank_names = {}
     if user.bank_id is None and visits:
         from crm.orgs.models import Organisation
@@ -49,8 +66,7 @@ def firm_timeline(firm: Firm, user) -> list[TimelineItem]:
     for v in visits:
         items.append(TimelineItem(v.visited_on, "visit", v,
                                   {"notes": v.can_read_notes(user), "bank": bank_names.get(v.bank_id, "")}))
-    for f in db.session.scalars(sa.select(FollowUp).where(FollowUp.firm_id == firm.id)
-                                .options(selectinload(FollowUp.assignee))):
+    for f in records.follow_ups:
         items.append(TimelineItem(f.due_on, "follow_up", f))
     for r in db.session.scalars(sa.select(Registration).where(Registration.firm_id == firm.id)
                                 .options(selectinload(Registration.event))):
@@ -89,7 +105,7 @@ def _load(text: Optional[str]) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def firm_history(firm: Firm, user, limit: int = 100) -> list[HistoryEntry]:
+def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecords] = None) -> list[HistoryEntry]:
     """Audit entries of the firm itself and of the viewer's own related records (contacts, visits, follow-ups,
     the bank's account), newest first.
 
@@ -99,10 +115,12 @@ def firm_history(firm: Firm, user, limit: int = 100) -> list[HistoryEntry]:
     """
     from crm.auth.models import User
 
+    records = records or FirmRecords(firm)
+    visits = {v.id: v for v in records.visits}
     related: dict[str, list[int]] = {
         "contact": list(db.session.scalars(sa.select(Contact.id).where(Contact.firm_id == firm.id))),
-        "visit": list(db.session.scalars(sa.select(Visit.id).where(Visit.firm_id == firm.id))),
-        "follow_up": list(db.session.scalars(sa.select(FollowUp.id).where(FollowUp.firm_id == firm.id))),
+        "visit": list(visits),
+        "follow_up": [f.id for f in records.follow_ups],
         "firm_account": list(db.session.scalars(sa.select(FirmAccount.id).where(FirmAccount.firm_id == firm.id))),
     }
     firm_entries = db.session.scalars(
@@ -119,8 +137,6 @@ def firm_history(firm: Firm, user, limit: int = 100) -> list[HistoryEntry]:
     entries = entries[:limit]
     user_ids = {e.user_id for e in entries if e.user_id}
     users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(user_ids)))} if user_ids else {}
-    visits = {v.id: v for v in db.session.scalars(sa.select(Visit).where(Visit.id.in_(related["visit"]))
-                                                   .options(selectinload(Visit.companions)))} if related["visit"] else {}
     out = []
     for e in entries:
         same_side = user.bank_id is None or e.bank_id == user.bank_id

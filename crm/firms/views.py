@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm.auth.decorators import bank_user_required, role_required, writer_required
 from crm.auth.forms import EmptyForm
@@ -27,12 +27,14 @@ from crm.extensions import db, limiter
 from crm.firms import bp, lookups, queries, services
 from crm.firms.forms import SME_LABELS, SIZE_LABELS, ContactForm, FirmForm, OwnerForm
 from crm.firms.models import Contact, Firm, FirmAccount
-from crm.firms.timeline import firm_history, firm_timeline
+from crm.firms.timeline import FirmRecords, firm_history, firm_timeline
 
 add_nav("firms.index", _l("Firms"), "buildings", order=20)
 
 CONTACT_ROLES = (Role.RM, Role.BANK_MANAGER, Role.BUREAU)
 EXPIRY_WARNING_DAYS = 90
+#: the firm page shows the firm's industry, district, street and industry section: read with the firm
+FIRM_PAGE_LOADS = (joinedload(Firm.industry), joinedload(Firm.area), joinedload(Firm.street), joinedload(Firm.section))
 
 
 def _apply_field_error(form, exc: services.FirmError) -> None:
@@ -236,12 +238,13 @@ def edit(firm_id):
 @login_required
 def show(firm_id):
     """The firm page: data, expiry warnings, contacts, the timeline the viewer may see, and change history."""
-    firm = get_or_404(Firm, firm_id)
+    firm = get_or_404(Firm, firm_id, options=FIRM_PAGE_LOADS)
     return _render_show(firm)
 
 
 def _render_show(firm, revealed=None, status=200):
     today = today_local()
+    records = FirmRecords(firm)
     expires = firm.high_tech_expires_on
     warning = None
     if expires is not None and firm.high_tech_issued_on <= today:
@@ -260,8 +263,9 @@ def _render_show(firm, revealed=None, status=200):
         owner_form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
     return render_template(
         "firms/show.html", firm=firm, today=today, expires=expires, expiry_warning=warning, account=account,
-        owner_form=owner_form, contacts=services.visible_contacts(firm), timeline=firm_timeline(firm, current_user),
-        history=firm_history(firm, current_user), can_manage_contact=services.can_manage_contact,
+        owner_form=owner_form, contacts=services.visible_contacts(firm),
+        timeline=firm_timeline(firm, current_user, records), history=firm_history(firm, current_user, records=records),
+        can_manage_contact=services.can_manage_contact,
         contact_org=services.contact_org_id(current_user), revealed=revealed or {}, label=lookups.label,
         sme_labels=SME_LABELS, size_labels=SIZE_LABELS, button_form=EmptyForm(),
         willingness=lookups.willingness_levels(),
