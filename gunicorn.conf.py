@@ -65,7 +65,7 @@ def when_ready(server):
 
 def post_fork(server, worker):
     """In each new worker: forget the parent's connection pools without closing the parent's connections, and
-    freeze what survives each full collection (crm.freeze_survivors: the worker is recycled by max_requests)."""
+    note full collections, whose survivors post_request freezes (crm.freeze_survivors)."""
     from crm import freeze_survivors
     from crm.extensions import db
 
@@ -75,3 +75,11 @@ def post_fork(server, worker):
     with app.app_context():
         for engine in db.engines.values():
             engine.dispose(close=False)
+
+
+def post_request(worker, req, environ, resp):
+    """After each response was sent: freeze what survived the full collections of the last requests
+    (crm.settle_heap; cheap, and off the request's time). The worker is recycled by max_requests."""
+    from crm import settle_heap
+
+    settle_heap()

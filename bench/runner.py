@@ -154,7 +154,7 @@ def bench_app(url: str, **extra):
     cfg.update(extra)
     app = create_app("config.Config", cfg)
     freeze_loaded_objects()  # as gunicorn.conf.py's when_ready does before the workers fork: measure what runs
-    freeze_survivors()  # and its post_fork in each worker
+    freeze_survivors()  # and its post_fork in each worker (settle_heap: its post_request, Bench.timed)
     return app
 
 
@@ -276,6 +276,8 @@ class Bench:
         return next((r for r in sorted(self.app.url_map.iter_rules(), key=lambda r: r.rule) if pred(r)), None)
 
     def timed(self, role: str, method: str, url: str, **kw):
+        from crm import settle_heap
+
         c = self.client(role)
         n0, s0 = self.meter.snapshot()
         t0 = time.perf_counter()
@@ -283,6 +285,7 @@ class Bench:
         body = resp.get_data()
         dt = (time.perf_counter() - t0) * 1000
         n1, s1 = self.meter.snapshot()
+        settle_heap()  # as gunicorn.conf.py's post_request does after the response was sent
         return resp, body, dt, n1 - n0, (s1 - s0) * 1000
 
     def measure(self, name: str, role: str, url: str, *, reps: Optional[int] = None, ok=(200,),

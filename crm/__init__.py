@@ -28,28 +28,47 @@ def freeze_loaded_objects() -> int:
     return gc.get_freeze_count()
 
 
-def _freeze_after_full_collection(phase: str, info: dict) -> None:
-    if phase == "stop" and info["generation"] == 2:
-        import gc
+_survivors = {"pending": False}  #: a full collection ran since the last settle_heap(): its survivors are not frozen
 
-        gc.freeze()
+
+def _note_full_collection(phase: str, info: dict) -> None:
+    if phase == "stop" and info["generation"] == 2:
+        _survivors["pending"] = True
 
 
 def freeze_survivors() -> None:
-    """In a worker that is recycled (gunicorn ``max_requests``): after each full collection, freeze what survived it.
+    """In a worker: note each full collection, so that :func:`settle_heap` freezes its survivors between requests.
 
     A worker's heap keeps growing after the fork: SQLAlchemy's compiled statements (about 90,000 objects once the
     pages have been seen), the dashboard's cached results. A full collection walked all of them again every
-    dozen requests or so: 50-70 ms pauses, the p95 of pages whose median is 15 ms. Right after a full collection
-    every tracked object is alive, so freezing then costs nothing and the next one walks only what came since
-    (measured in the benchmark's process at scale 0.1: ten full collections took 78 ms instead of 553 ms, the
-    longest pause 32 ms instead of 74 ms). The price: a frozen object that later becomes garbage in a reference
-    cycle is never collected (3,500 objects over 340 requests there); recycling the worker bounds it. Idempotent.
+    dozen requests or so: 50-70 ms pauses, the p95 of pages whose median is 15 ms. Frozen, they are walked no
+    more. Idempotent. (On an interpreter whose collector never reports a generation 2, nothing changes.)
     """
     import gc
 
-    if _freeze_after_full_collection not in gc.callbacks:
-        gc.callbacks.append(_freeze_after_full_collection)
+    if _note_full_collection not in gc.callbacks:
+        gc.callbacks.append(_note_full_collection)
+
+
+def settle_heap() -> bool:
+    """Between two requests (gunicorn's ``post_request``, after the response was sent; the benchmark after each
+    timed request): when a full collection has run since the last call, collect once more, now that no request's
+    objects are alive, and freeze every survivor. Returns whether it did.
+
+    Only what came since the last freeze is walked, so this costs little, and nothing of a request is frozen: a
+    request's objects are garbage by then, collected now. The price is what the cache keeps and later drops inside a
+    reference cycle (an evicted compiled statement): frozen, it is never collected; ``max_requests`` recycles the
+    worker, which bounds it. Measured in the benchmark's process over its page reads at scale 0.1: ten full
+    collections took 78 ms instead of 553 ms, the longest pause 32 ms instead of 74 ms (docs/performance.md 4.8).
+    """
+    if not _survivors["pending"]:
+        return False
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    _survivors["pending"] = False  # (after: the collection above reported itself too)
+    return True
 
 
 def create_app(config_class: str = "config.Config", overrides: dict | None = None) -> Flask:

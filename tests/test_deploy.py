@@ -342,10 +342,10 @@ def test_post_fork_gives_the_worker_fresh_database_pools(tmp_path):
             conn.exec_driver_sql("SELECT 1")
         parent_pool = engine.pool
         assert parent_pool.checkedin() == 1
-    load_gunicorn_conf().post_fork(SimpleNamespace(app=SimpleNamespace(wsgi=lambda: app)), None)
     try:
+        load_gunicorn_conf().post_fork(SimpleNamespace(app=SimpleNamespace(wsgi=lambda: app)), None)
         assert engine.pool is not parent_pool and engine.pool.checkedin() == 0
-        assert crm._freeze_after_full_collection in gc.callbacks  # crm.freeze_survivors, tested below
+        assert crm._note_full_collection in gc.callbacks  # crm.freeze_survivors, tested below
     finally:
         _stop_freezing_survivors()
         parent_pool.dispose()
@@ -353,8 +353,9 @@ def test_post_fork_gives_the_worker_fresh_database_pools(tmp_path):
 
 
 def _stop_freezing_survivors():
-    while crm._freeze_after_full_collection in gc.callbacks:
-        gc.callbacks.remove(crm._freeze_after_full_collection)
+    while crm._note_full_collection in gc.callbacks:
+        gc.callbacks.remove(crm._note_full_collection)
+    crm._survivors["pending"] = False
     gc.unfreeze()
 
 
@@ -363,29 +364,37 @@ class _Cycle:
         self.me = self
 
 
-def test_a_worker_freezes_what_survives_each_full_collection_and_still_collects_what_came_after():
+def test_between_requests_a_worker_freezes_what_survived_a_full_collection_and_collects_the_rest():
     import weakref
 
     assert gc.get_freeze_count() == 0
     gc.disable()  # no automatic collection in between: the test decides when
+    conf = load_gunicorn_conf()
     try:
         crm.freeze_survivors()
         crm.freeze_survivors()  # idempotent
-        assert gc.callbacks.count(crm._freeze_after_full_collection) == 1
+        assert gc.callbacks.count(crm._note_full_collection) == 1
         kept = [_Cycle() for _ in range(1000)]
-        gc.collect(1)  # a young collection freezes nothing
-        assert gc.get_freeze_count() == 0
+        conf.post_request(None, None, {}, None)  # no full collection yet: nothing to do
+        gc.collect(1)  # nor after a young one
+        assert not crm.settle_heap() and gc.get_freeze_count() == 0
+        request_garbage = _Cycle()  # a request's cycle, alive during the full collection below
+        gone = weakref.ref(request_garbage)
         gc.collect()
+        assert gc.get_freeze_count() == 0  # nothing is frozen during a request
+        del request_garbage  # the request ends
+        conf.post_request(None, None, {}, None)  # crm.settle_heap, after the response was sent
+        assert gone() is None  # collected, not frozen
         frozen = gc.get_freeze_count()
         assert frozen > 1000  # every survivor, the 1,000 kept cycles among them
-        garbage = _Cycle()
-        gone = weakref.ref(garbage)
-        del garbage
+        assert not crm.settle_heap()  # once per full collection
+        later = _Cycle()
+        gone = weakref.ref(later)
+        del later
         assert gc.collect() >= 1 and gone() is None  # a cycle that became garbage after the freeze is collected
-        assert gc.get_freeze_count() >= frozen
         del kept
     finally:
         gc.enable()
         _stop_freezing_survivors()
-    assert crm._freeze_after_full_collection not in gc.callbacks
+    assert crm._note_full_collection not in gc.callbacks
 

@@ -146,7 +146,9 @@ _NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|\w+)'
 _TARGET = re.compile(
     r"\b(INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM|TRUNCATE(?:\s+TABLE)?"
     r"|MERGE\s+INTO|COPY)\s+(?:ONLY\s+)?(" + _NAME + r"(?:\s*\.\s*" + _NAME + r")?)", re.I)
-_SET = re.compile(r"\bSET\s+(.*?)(?:\s+WHERE\b|\s+FROM\b|\s+RETURNING\b|$)", re.I | re.S)
+_SET = re.compile(r"(?:\s+(?:AS\s+)?\w+)??\s+SET\s+(.*?)(?:\s+WHERE\b|\s+FROM\b|\s+RETURNING\b|\)|$)", re.I | re.S)
+_PYFORMAT = re.compile(r"%\(\w+\)s")
+_SUBQUERY = re.compile(r"\(\s*(?:SELECT|WITH|VALUES)\b", re.I)
 _SET_COLUMN = re.compile(r'(?:^|,)\s*(?:"([^"]+)"|(\w+))\s*=')
 _UPSERT = re.compile(r"\bON\s+(?:CONFLICT|DUPLICATE)\b", re.I)
 _DML = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "TRUNCATE", "COPY", "WITH", "UPSERT"}
@@ -161,14 +163,19 @@ def _table_name(raw: str) -> str:
     return name.strip('"`[]').lower()
 
 
-def _update_is_relevant(statement: str, table: str) -> bool:
+def _update_is_relevant(after_target: str, table: str) -> bool:
+    """Whether an UPDATE of ``table`` (``after_target``: the statement from just after the table's name, so a
+    ``WITH`` of several updates reads each one's own SET) may set a column a number reads."""
     sensitive = COLUMN_SENSITIVE.get(table)
     if sensitive is None:
         return True
-    m = _SET.search(statement)
+    m = _SET.match(_PYFORMAT.sub("?", after_target))  # (psycopg's %(name)s: its parentheses are not SQL's)
     if not m:
         return True
-    cols = {(a or b).lower() for a, b in _SET_COLUMN.findall(m.group(1))}
+    clause = m.group(1)
+    if _SUBQUERY.search(clause) or clause.count("(") != clause.count(")"):
+        return True  # a subquery's FROM or WHERE, or a function's ")", ended the clause early: it cannot be read
+    cols = {(a or b).lower() for a, b in _SET_COLUMN.findall(clause)}
     return not cols or bool(cols & sensitive)
 
 
@@ -201,7 +208,7 @@ def _analyse(statement: str) -> tuple[int, Optional[frozenset]]:
         if table in IGNORED_TABLES:
             continue
         verb = t.group(1).upper()
-        if verb.startswith("UPDATE") and not _update_is_relevant(statement, table):
+        if verb.startswith("UPDATE") and not _update_is_relevant(statement[t.end():], table):
             continue
         if (table in INSERT_IGNORED and re.fullmatch(r"INSERT\s+INTO", verb)
                 and not _UPSERT.search(statement)):  # (an upsert may change an existing row)
