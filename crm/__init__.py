@@ -58,8 +58,9 @@ def settle_heap() -> bool:
     Only what came since the last freeze is walked, so this costs little, and nothing of a request is frozen: a
     request's objects are garbage by then, collected now. The price is what the cache keeps and later drops inside a
     reference cycle (an evicted compiled statement): frozen, it is never collected; ``max_requests`` recycles the
-    worker, which bounds it. Measured in the benchmark's process over its page reads at scale 0.1: ten full
-    collections took 78 ms instead of 553 ms, the longest pause 32 ms instead of 74 ms (docs/performance.md 4.8).
+    worker, which bounds it. Measured in the benchmark's process over its page reads at scale 0.1: without it, ten
+    full collections took 553 ms, the longest pause 74 ms; with it, 18 (half of them here, between requests) took
+    122 ms, the longest pause 24 ms (docs/performance.md 4.8).
     """
     if not _survivors["pending"]:
         return False
