@@ -96,7 +96,6 @@ SLOTS = 16
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
            "credit": 4 * SHARD_BLOCK}
-FIRM_SLOTS, USER_SLOTS = SOURCES["visit"], SOURCES["people"]
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
 USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
@@ -151,6 +150,7 @@ _PYFORMAT = re.compile(r"%\(\w+\)s")
 _SUBQUERY = re.compile(r"\(\s*(?:SELECT|WITH|VALUES)\b", re.I)
 _SET_COLUMN = re.compile(r'(?:^|,)\s*(?:"([^"]+)"|(\w+))\s*=')
 _UPSERT = re.compile(r"\bON\s+(?:CONFLICT|DUPLICATE)\b", re.I)
+_PLAIN_INSERT = re.compile(r"INSERT\s+INTO", re.I)  #: not INSERT OR REPLACE / OR IGNORE
 _DML = {"INSERT", "UPDATE", "DELETE", "REPLACE", "MERGE", "TRUNCATE", "COPY", "WITH", "UPSERT"}
 _DDL = {"CREATE", "DROP", "ALTER", "RENAME"}
 
@@ -210,7 +210,7 @@ def _analyse(statement: str) -> tuple[int, Optional[frozenset]]:
         verb = t.group(1).upper()
         if verb.startswith("UPDATE") and not _update_is_relevant(statement[t.end():], table):
             continue
-        if (table in INSERT_IGNORED and re.fullmatch(r"INSERT\s+INTO", verb)
+        if (table in INSERT_IGNORED and _PLAIN_INSERT.fullmatch(verb)
                 and not _UPSERT.search(statement)):  # (an upsert may change an existing row)
             continue
         tables.add(table)
