@@ -9,13 +9,15 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from crm.core.models import HolidayOverride
-from crm.core.scoping import scope_for, scoped
+from crm.core.scoping import SYSTEM, scope_for, scoped
 from crm.core.workdays import add_workdays
 from crm.dashboard.definitions import METRIC_BY_KEY, METRIC_KEYS, METRICS
+from crm.dashboard import metrics
 from crm.dashboard.metrics import (
     DIMENSIONS, MetricFilter, compute_metrics, count_records, dimension_filter, records_statement,
 )
 from crm.extensions import db
+from crm.firms.models import Firm
 from tests import factories
 from tests.factories_dashboard import EXPECTED, RANGE, build_known_campaign, reference_metrics
 
@@ -111,6 +113,42 @@ def test_every_drill_down_lists_as_many_records_as_its_number(known, who, rng):
             assert sum(r[0].disbursed_fen for r in rows) == totals[m.key] * 1_000_000
         elif m.key == "ip_pledge_amount_wan":
             assert n == totals["ip_pledge_deals"]
+
+
+FIRM_METRICS = [m.key for m in METRICS if m.records == "firms"]
+
+
+@pytest.mark.parametrize("who,rng,industry", [*[(w, r, None) for w, r in CASES], ("all", "full", "ai"),
+                                              ("A", "range", "ai")])
+def test_firm_drill_downs_list_the_same_firms_walked_or_collected(known, monkeypatch, who, rng, industry):
+    """A page of firms is found by walking the firm names (EXISTS) or by collecting the ids first (IN): the same
+    firms in the same order, with a firm filter (the records' own join to firm) and under a bank's scope."""
+    f = _filter(known, _bank(known, who), rng, industry_code=industry)
+    scope = scope_for(known.world.mgr_a) if who == "A" else SYSTEM
+    lists = {}
+    for walk in (True, False):
+        monkeypatch.setattr(metrics, "_walk_firms", lambda rows, total, walk=walk: walk)
+        with scoped(scope):
+            lists[walk] = {key: [x.id for x in db.session.scalars(records_statement(key, f, rows=100, total=1)[1])]
+                           for key in FIRM_METRICS}
+            sql = str(records_statement("firms_reached", f)[1])
+        assert ("EXISTS" in sql) is walk and ("firm_of_record" in sql) is (walk and industry is not None)
+    assert lists[True] == lists[False]
+    assert any(lists[True].values())
+    totals = compute_metrics(f).totals
+    assert {key: len(ids) for key, ids in lists[True].items()} == {key: totals[key] for key in FIRM_METRICS}
+
+
+def test_firm_drill_down_walks_only_a_dense_first_stretch(known, monkeypatch):
+    """SQLite walks the names only while the page is expected within EXISTS_WALK firms; PostgreSQL always does."""
+    f = _filter(known)
+    firms = db.session.scalar(sa.select(sa.func.max(Firm.id)))
+    monkeypatch.setattr(metrics, "EXISTS_WALK", 10)
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for rows, total, walks in ((10, firms, True), (10, firms - 1, False), (1, -(-firms // 10), True),
+                               (11, firms, False), (None, firms, False), (10, 0, False)):
+        sql = str(records_statement("firms_reached", f, rows=rows, total=total)[1])
+        assert ("EXISTS" in sql) is (walks or postgres), (rows, total)
 
 
 @pytest.mark.parametrize("dim", DIMENSIONS)

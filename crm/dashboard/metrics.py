@@ -26,6 +26,7 @@ from typing import Any, Iterable, Optional, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.util import ClauseAdapter
 
 from crm.auth.models import User
 from crm.core.formatting import fen_to_wan
@@ -810,18 +811,66 @@ def _compute_metrics(f: MetricFilter, breakdowns: Iterable[str], backend: Metric
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _firms_in(firm_ids) -> sa.Select:
-    return sa.select(Firm).where(Firm.id.in_(firm_ids)).order_by(Firm.name, Firm.id)
+#: SQLite: a drill-down page of firms is found by walking the firms in name order and testing each for a record
+#: (``EXISTS``) when that walk is expected to pass at most this many firms. See :func:`_firms_in`.
+EXISTS_WALK = 500
+_INNER_FIRM = Firm.__table__.alias("firm_of_record")
 
 
-def records_statement(key: str, f: MetricFilter) -> tuple[str, sa.Select]:
+def _walk_firms(rows: Optional[int], total: Optional[int]) -> bool:
+    """Whether to list firms with ``EXISTS`` (:func:`_firms_in`) when reading ``rows`` of ``total`` firms.
+
+    PostgreSQL: always. Its planner costs both ways of running an ``EXISTS`` (a hashed set of every firm id, what
+    ``IN`` builds, or a probe per firm walked) and picks one; SQLite has no such choice and always probes, so it
+    walks only when it is expected to pass at most ``EXISTS_WALK`` firms: ``rows`` x firms / ``total``, the firms
+    spread evenly over the names and counted by the largest id (one index look-up).
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        return True
+    if rows is None or not total:
+        return False
+    return rows * (db.session.scalar(sa.select(sa.func.max(Firm.id))) or 0) <= EXISTS_WALK * total
+
+
+def _firms_in(*firm_ids: sa.Select, walk: bool = False) -> sa.Select:
+    """The firms with a row in any of ``firm_ids`` (statements of one firm-id column), by name.
+
+    Two statements that list the same rows in the same order, and cost differently. ``IN`` computes the whole set
+    of firm ids, then sorts those firms: 0.13 s (SQLite) and 0.23 s (PostgreSQL) for the 85,000 firms reached in a
+    campaign year at scale 1, whatever the page. ``EXISTS`` (``walk``) walks the firm-name index and tests each firm
+    until the page is full: 0.2 ms for that first page on SQLite; about 0.1 ms a firm for a narrow filter's records.
+    """
+    if walk:
+        return sa.select(Firm).where(sa.or_(*[_has_record(s) for s in firm_ids])).order_by(Firm.name, Firm.id)
+    if len(firm_ids) == 1:
+        ids = firm_ids[0]
+    else:
+        u = sa.union(*firm_ids).subquery()
+        ids = sa.select(*u.c)
+    return sa.select(Firm).where(Firm.id.in_(ids)).order_by(Firm.name, Firm.id)
+
+
+def _has_record(firm_ids: sa.Select) -> sa.Exists:
+    """``EXISTS`` a row of ``firm_ids`` for the firm of the enclosing statement. The records' own join to ``firm``
+    (a firm filter) is renamed first: unrenamed, ``firm.id`` inside would name that inner firm, not the outer one."""
+    inner = ClauseAdapter(_INNER_FIRM).traverse(firm_ids)
+    return sa.exists(inner.where(inner.selected_columns[0] == Firm.id))
+
+
+def records_statement(key: str, f: MetricFilter, *, rows: Optional[int] = None,
+                      total: Optional[int] = None) -> tuple[str, sa.Select]:
     """(kind, statement) listing exactly the records the metric ``key`` counts for ``f``.
+
+    ``rows``: the statement will be read up to this row only (a page: ``page * per_page``), and ``total``: the
+    metric's value; with both, a list of firms takes the form that is cheaper for that page (:func:`_firms_in`).
+    Without them, the form that is cheaper for the whole list.
 
     Kinds: ``firms`` (Firm rows), ``visits`` (Visit), ``events`` (Event), ``attendances`` (rows of event_id,
     firm_id, people), ``staff`` (User), ``applications`` (CreditApplication).
     :raise KeyError: for an unknown metric; :raise LookupError: for an unknown campaign.
     """
     definition = METRIC_BY_KEY[key]
+    walk = definition.records == "firms" and _walk_firms(rows, total)
     campaign = db.session.get(Campaign, f.campaign_id)
     if campaign is None:
         raise LookupError("campaign")
@@ -835,13 +884,12 @@ def records_statement(key: str, f: MetricFilter) -> tuple[str, sa.Select]:
     visits_from = getattr(selectors, "visits_from", _visits_from)
     attendances_from = getattr(selectors, "attendances_from", _attendances_from)
     if key == "firms_reached":
-        u = sa.union(visits_from(c, Visit.firm_id.label("firm_id")),
-                     attendances_from(c, Registration.firm_id.label("firm_id"))).subquery()
-        stmt = _firms_in(sa.select(u.c.firm_id))
+        stmt = _firms_in(visits_from(c, Visit.firm_id.label("firm_id")),
+                         attendances_from(c, Registration.firm_id.label("firm_id")), walk=walk)
     elif key == "firms_visited":
-        stmt = _firms_in(visits_from(c, Visit.firm_id))
+        stmt = _firms_in(visits_from(c, Visit.firm_id), walk=walk)
     elif key == "firms_with_need":
-        stmt = _firms_in(visits_from(c, Visit.firm_id).where(Visit.need_amount_fen > 0))
+        stmt = _firms_in(visits_from(c, Visit.firm_id).where(Visit.need_amount_fen > 0), walk=walk)
     elif key == "visits":
         stmt = visits_from(c, Visit).order_by(Visit.visited_on, Visit.id)
     elif key == "events_held":
@@ -855,11 +903,11 @@ def records_statement(key: str, f: MetricFilter) -> tuple[str, sa.Select]:
         u = sa.union(*[s for s, _d, _e in _staff_parts(c, visits_from)]).subquery()
         stmt = sa.select(User).where(User.id.in_(sa.select(u.c.user_id))).order_by(User.bank_id, User.username)
     elif key == "credit_firms":
-        stmt = _firms_in(_approved_from(c, app.firm_id))
+        stmt = _firms_in(_approved_from(c, app.firm_id), walk=walk)
     elif key == "credit_firms_high_tech":
-        stmt = _firms_in(_approved_from(c, app.firm_id, extra=[app.high_tech_at_decision.is_(True)]))
+        stmt = _firms_in(_approved_from(c, app.firm_id, extra=[app.high_tech_at_decision.is_(True)]), walk=walk)
     elif key == "first_loan_firms":
-        stmt = _firms_in(_approved_from(c, app.firm_id, extra=[app.is_first_loan.is_(True)]))
+        stmt = _firms_in(_approved_from(c, app.firm_id, extra=[app.is_first_loan.is_(True)]), walk=walk)
     elif key == "credit_amount_wan":
         stmt = _approved_from(c, app).order_by(*order_apps)
     elif key == "avg_discount_bp":
@@ -867,11 +915,11 @@ def records_statement(key: str, f: MetricFilter) -> tuple[str, sa.Select]:
     elif key in ("ip_pledge_deals", "ip_pledge_amount_wan", "ip_pledge_registered_amount_wan"):
         stmt = _ip_deals_from(c, app).order_by(*order_apps)
     elif key == "disbursed_firms":
-        stmt = _firms_in(_disbursed_from(c, app.firm_id))
+        stmt = _firms_in(_disbursed_from(c, app.firm_id), walk=walk)
     elif key == "disbursed_amount_wan":
         stmt = _disbursed_from(c, app).order_by(app.disbursed_on, app.id)
     elif key == "firms_applied":
-        stmt = _firms_in(_applied_from(c, app.firm_id))
+        stmt = _firms_in(_applied_from(c, app.firm_id), walk=walk)
     elif key == "sla_hit_rate":
         stmt = _decided_from(c, app).order_by(*order_apps)
     else:  # pragma: no cover - METRIC_BY_KEY already refused unknown keys
