@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from crm.auth.models import Role, User
 from crm.core.formatting import today_local
 from crm.core.scoping import scope_for, scoped
 from crm.extensions import db
@@ -341,3 +342,27 @@ def test_list_and_page_render_for_every_role(world, login_as, client):
         assert client.get("/firms/?q=共享&high_tech=1&need=1&never=1").status_code == 200
         assert client.get(f"/firms/{world.firm.id}").status_code == 200
         client.post("/logout")
+
+
+def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, login_as):
+    """Choices come from two columns (firms.services.bank_user_choices): a user without a name shows the user
+    name, an inactive user and another bank's users are not offered, and the current owner is selected."""
+    import re
+
+    nameless = factories.user("rm_a_nameless", Role.RM, world.rm_a.org)
+    nameless.name = ""
+    gone = factories.user("rm_a_gone", Role.RM, world.rm_a.org, name="离职客户经理")
+    gone.is_active_flag = False
+    factories.account(world.firm, world.bank_a, world.rm_a)
+    db.session.commit()
+    html = login_as("mgr_a").get(f"/firms/{world.firm.id}").get_data(as_text=True)
+    select = html[html.index('name="owner_id"'):]
+    select = select[:select.index("</select>")]
+    options = re.findall(r'<option (selected )?value="([^"]*)">([^<]*)</option>', select)
+    users = db.session.scalars(sa.select(User).where(User.bank_id == world.bank_a.id, User.is_active_flag.is_(True))
+                               .order_by(User.name, User.id)).all()
+    assert [(label, int(value)) for _sel, value, label in options[1:]] == [(u.display_name, u.id) for u in users]
+    assert ("rm_a_nameless", str(nameless.id)) in [(label, value) for _s, value, label in options]
+    assert str(gone.id) not in [value for _s, value, _l in options] and len(users) >= 4
+    assert [value for sel, value, _l in options if sel] == [str(world.rm_a.id)]
+    assert not any(world.rm_b.username in label or str(world.rm_b.id) == value for _s, value, label in options)

@@ -70,3 +70,30 @@ def test_the_public_registration_page_refuses_a_nul_in_any_text_field(world, cli
         assert resp.status_code in (200, 422), field
         assert MESSAGE in resp.get_data(as_text=True), field
     assert db.session.scalar(sa.select(sa.func.count(Registration.id))) == 0
+
+
+def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
+    """The base form swaps WTForms' select widget for a faster one (crm.core.forms.Select): the same markup for
+    every kind of option (text to escape, selected, a boolean, an empty value, render_kw, groups, several)."""
+    from wtforms import SelectField, SelectMultipleField, widgets
+    from wtforms.fields.choices import SelectChoice
+
+    choices = [("", "—"), ("1", "张三"), (2, '<b>"Ann" & Co</b>'), (True, "yes"), ("x", "", {"disabled": True}),
+               ("<y>", None), ("sel", "Selected one")]
+
+    class Probe(Form):
+        plain = SelectField(choices=choices)
+        picked = SelectField(choices=choices, default="sel")
+        grouped = SelectField(choices=[SelectChoice("a", "A & a", optgroup="甲"), SelectChoice("b", "B", optgroup="乙"),
+                                       SelectChoice("c", "<C>", optgroup="乙")], default="b")
+        many = SelectMultipleField(choices=choices, default=["1", "sel"])
+
+    with app.test_request_context():
+        form = Probe(meta={"csrf": False})
+        fields = [form.plain, form.picked, form.grouped, form.many]
+        assert all(type(f.widget) is crm.core.forms.Select for f in fields)
+        fast = [str(f(class_="form-select")) for f in fields]
+        for f in fields:
+            f.widget = widgets.Select(multiple=f.widget.multiple)
+        assert fast == [str(f(class_="form-select")) for f in fields]
+    assert "selected value=\"sel\"" in fast[1] and "&lt;b&gt;&#34;Ann&#34; &amp; Co&lt;/b&gt;" in fast[0]

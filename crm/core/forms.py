@@ -15,15 +15,17 @@ from typing import Any, Callable, Optional, TypeVar, Union
 from flask import flash, redirect
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from markupsafe import Markup, escape
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import Conflict
+from wtforms import widgets
 from wtforms.validators import StopValidation
 
 from crm.core.edits import ACTION_CONFLICT_MESSAGE, CONFLICT_MESSAGE, DomainError, StaleEditError
 from crm.extensions import db
 
-__all__ = ["Form", "CONTROL_CHARACTERS", "refuse_control_characters", "add_field_error", "show_error", "save_form",
-           "perform", "conflict"]
+__all__ = ["Form", "Select", "CONTROL_CHARACTERS", "refuse_control_characters", "add_field_error", "show_error",
+           "save_form", "perform", "conflict"]
 
 T = TypeVar("T")
 
@@ -38,6 +40,22 @@ def refuse_control_characters(form, field) -> None:
         raise StopValidation(_l("Contains control characters that cannot be saved; please retype it."))
 
 
+class Select(widgets.Select):
+    """WTForms' ``<select>``, each plain option written by one f-string instead of ``html_params``: the same markup
+    (``tests/test_forms_base.py`` compares them), in a fifth of the time. The firm page's owner select lists a
+    bank's users (131 at scale 1): 2.5 ms of the page's 13 with WTForms' own options."""
+
+    @classmethod
+    def render_option(cls, choice, **kwargs):
+        value = choice.value
+        if kwargs or choice.render_kw or value is None or isinstance(value, bool):
+            return super().render_option(choice, **kwargs)
+        label = escape(choice.label or value)
+        if choice.selected:
+            return Markup(f'<option selected value="{escape(value)}">{label}</option>')
+        return Markup(f'<option value="{escape(value)}">{label}</option>')
+
+
 class Form(FlaskForm):
     """FlaskForm with the shared text rules; derive every form from this class."""
 
@@ -49,6 +67,8 @@ class Form(FlaskForm):
             field = super().bind_field(form, unbound_field, options)
             if self.refuse_control_characters:
                 field.validators = [refuse_control_characters, *field.validators]
+            if type(field.widget) is widgets.Select:  # every select field's default widget: the faster one
+                field.widget = Select(multiple=field.widget.multiple)
             return field
 
 

@@ -227,6 +227,15 @@ def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
     return list(db.session.scalars(stmt))
 
 
+def bank_user_choices(bank_id: int) -> list[tuple[str, str]]:
+    """``(id, display name)`` of :func:`bank_users`, for a select's choices: two columns, no ``User`` object each
+    (a bank has 131 users at scale 1; loading them was a tenth of the firm page)."""
+    name = sa.func.coalesce(sa.func.nullif(User.name, ""), User.username)  # User.display_name
+    return [(str(uid), label) for uid, label in db.session.execute(
+        sa.select(User.id, name).where(User.bank_id == bank_id, User.is_active_flag.is_(True))
+        .order_by(User.name, User.id))]
+
+
 # --------------------------------------------------------------------------------------------------
 # Contacts
 # --------------------------------------------------------------------------------------------------

@@ -258,8 +258,7 @@ def _render_show(firm, revealed=None, status=200):
         account = db.session.scalar(sa.select(FirmAccount).where(
             FirmAccount.firm_id == firm.id, FirmAccount.bank_id == current_user.bank_id))
         owner_form = OwnerForm()
-        owner_form.owner_id.choices = [("", "—")] + [(str(u.id), u.display_name)
-                                                     for u in services.bank_users(current_user.bank_id)]
+        owner_form.owner_id.choices = [("", "—"), *services.bank_user_choices(current_user.bank_id)]
         owner_form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
     return render_template(
         "firms/show.html", firm=firm, today=today, expires=expires, expiry_warning=warning, account=account,

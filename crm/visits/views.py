@@ -19,7 +19,7 @@ from crm.core.scoping import get_or_404
 from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
-from crm.firms.services import bank_users, visible_contacts
+from crm.firms.services import bank_user_choices, bank_users, visible_contacts
 from crm.orgs.models import Organisation
 from crm.visits import bp, services
 from crm.visits.forms import FollowUpDoneForm, FollowUpForm, ReassignForm, VisitForm
@@ -161,7 +161,7 @@ def index():
 
 def _reassign_form(fu=None) -> ReassignForm:
     form = ReassignForm()
-    form.assignee_id.choices = [(str(u.id), u.display_name) for u in bank_users(current_user.bank_id)]
+    form.assignee_id.choices = bank_user_choices(current_user.bank_id)
     if fu is not None and not form.is_submitted():
         form.assignee_id.data = str(fu.assignee_id)
         form.version.data = fu.version
