@@ -21,7 +21,7 @@ from crm.extensions import db
 from crm.firms.models import Firm
 from crm.visits.models import Visit, visit_companion
 from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
-    REFERENCE, _bulk_writes, _facts, _plain, _service_writes, random_filter, site,
+    REFERENCE, _bulk_writes, _edit_needs, _facts, _plain, _service_writes, random_filter, site,
 )
 
 
@@ -82,6 +82,21 @@ def test_partial_results_equal_the_reference_after_placed_and_unplaced_writes(sm
     assert seen != first  # the writes moved numbers the kept views held
     recomputed = small.stats["shards_recomputed"]
 
+    # edits of visits' need alone bump need shards only: the views recompute those firms' visits, and stay exact
+    manager = next(u for u in facts["bank_users"][bank.id] if u.role == "bank_manager" and u.is_active)
+    visits = db.session.scalars(sa.select(Visit).join(User, User.id == Visit.rm_id).where(
+        Visit.bank_id == bank.id, Visit.is_deleted.is_(False), User.is_active_flag.is_(True)).order_by(Visit.id)).all()
+    before, refreshed = _rows(), small.stats["refreshed"]
+    with scoped(scope_for(manager)):
+        assert _edit_needs(rng, visits, manager) >= 2
+        db.session.commit()
+    bumped = _bumped(before, _rows())
+    assert bumped and all(snapshots.SOURCES["need"] <= slot < snapshots.SOURCES["need"] + snapshots.SHARD_BLOCK
+                          for slot in bumped)
+    _check(small, filters, scopes)
+    assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed
+    recomputed = small.stats["shards_recomputed"]
+
     # many stale shards: a space is recomputed in one pass
     monkeypatch.setattr(shards, "MAX_STALE", 0)
     _service_writes(rng, facts, facts["banks"][1].id)
@@ -108,10 +123,33 @@ def test_a_visit_saved_bumps_its_firms_shard_and_its_peoples_shards_only(small):
     other = db.session.scalar(sa.select(Firm.id).where(Firm.id // 4 != visit.firm_id // 4).limit(1))
     old_firm = visit.firm_id
 
+    # an edit of its need: the firm's need shard only (firms with a need), neither firms reached nor staff
     before = _rows()
     visit.need_amount_fen = (visit.need_amount_fen or 0) + 100
+    visit.summary = "补充了融资需求"
     db.session.commit()
-    assert set(_bumped(before, _rows())) == firm_slots(old_firm) | user_slots(*people)
+    assert set(_bumped(before, _rows())) == firm_slots(old_firm, source="need")
+
+    # an edit of what no number reads (the summary, the next step): nothing at all
+    before = _rows()
+    visit = db.session.get(Visit, visit.id)
+    visit.summary, visit.next_step = "再补充一句", "下周回访"
+    db.session.commit()
+    assert _bumped(before, _rows()) == {}
+
+    # another RM set through the relationship (its id column is set only during the flush): not a need edit, and
+    # not placed either (a global slot)
+    before = _rows()
+    visit = db.session.get(Visit, visit.id)
+    _ = visit.version, visit.companions
+    new_rm = db.session.scalar(sa.select(User).where(User.bank_id == visit.bank_id, User.id.not_in(people)).limit(1))
+    visit.rm = new_rm
+    db.session.commit()
+    bumped = _bumped(before, _rows())
+    assert _global(bumped) == 1 and not set(bumped) & firm_slots(old_firm, source="need")
+    visit = db.session.get(Visit, visit.id)
+    people = {visit.rm_id, *(u.id for u in visit.companions)}
+    assert new_rm.id in people
 
     # moved to another firm: both firms' shards
     before = _rows()  # (commits: every loaded object expires)

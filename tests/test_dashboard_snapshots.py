@@ -122,6 +122,19 @@ def _assert_exact(f: MetricFilter, dims: tuple, scope) -> tuple:
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _edit_needs(rng: random.Random, visits, rm) -> int:
+    """Edits of a few visits' need (and summary) alone, through the visit service; returns how many."""
+    done = 0
+    for visit in rng.sample(visits, min(3, len(visits))):
+        data = {"campaign_id": visit.campaign_id, "visited_on": visit.visited_on, "mode_code": visit.mode_code,
+                "rm_id": visit.rm_id, "summary": visit.summary + "。",
+                "need_amount_fen": None if visit.need_amount_fen else 2_000_000_00,
+                "companion_ids": [u.id for u in visit.companions]}
+        if visit_services.update_visit(visit, data, user=rm, version=visit.version):
+            done += 1
+    return done
+
+
 def _service_writes(rng: random.Random, facts, bank_id: int) -> int:
     """Visits created, edited and deleted, check-ins done and undone, applications moved; returns how many."""
     done = 0
@@ -148,6 +161,7 @@ def _service_writes(rng: random.Random, facts, bank_id: int) -> int:
                     "need_amount_fen": rng.choice((None, 5_000_000_00)), "companion_ids": []}
             if visit_services.update_visit(visit, data, user=rm, version=visit.version):
                 done += 1
+        done += _edit_needs(rng, visits, rm)
         for visit in rng.sample(visits, min(2, len(visits))):  # deletes
             if not visit.is_deleted:
                 visit_services.delete_visit(visit, user=rm)
@@ -362,6 +376,10 @@ def test_every_kind_of_write_bumps_the_version_and_reads_rollbacks_and_the_audit
     ("UPDATE firm SET name=%(name)s::VARCHAR, modified_at=%(modified_at)s::TIMESTAMP WITH TIME ZONE "
      "WHERE firm.id = %(firm_id)s", False),
     ("UPDATE event SET status=%(status)s::VARCHAR WHERE event.id = %(event_id)s", True),
+    ("UPDATE visit SET summary=?, next_step=?, modified_at=?, version=? WHERE visit.id = ? AND visit.version = ?",
+     False),
+    ("UPDATE visit SET need_amount_fen=%(need_amount_fen)s::BIGINT, version=%(version)s WHERE visit.id = %(id)s", True),
+    ("UPDATE visit SET is_deleted=?, modified_at=? WHERE visit.id = ?", True),
     ("UPDATE firm SET industry_code=%(industry_code)s::VARCHAR, version=%(version)s WHERE firm.id = %(id)s", True),
     ('UPDATE firm SET "street_id"=? WHERE id = 1', True),
     ("UPDATE OR IGNORE firm SET name=? WHERE id = 1", False),

@@ -19,11 +19,14 @@ Which shards are stale
 ``crm.dashboard.snapshots`` counts writes: a write it can place (a flush of visits, registrations, applications
 and pledges: it knows their firms and people; a check-in, which the service declares) bumps its shards' rows of
 ``dashboard_write_version``, one block of rows per source (visits by firm, the people on visits by user,
-check-ins by firm, credit by firm); any other write bumps a global row. A kept view is filed under the global
+check-ins by firm, credit by firm, and visits whose need alone was edited, by firm); any other write bumps a
+global row. A kept view is filed under the global
 count; each of its parts (:data:`PARTS`: visits, check-ins, firms reached, credit, staff) is recomputed for the
 shards whose sources were written since it was computed. After a visit is saved, the next view recomputes the
 visit, reached and staff statements for one firm shard (about 1/200 of a campaign year's visits at scale 1) and the
-user shards of the visit's people; the credit and check-in statements are not run at all.
+user shards of the visit's people; the credit and check-in statements are not run at all. After an edit of a
+visit's need alone (``snapshots._edits_need_only``), only the visit statements of its firm's shard run; after an
+edit of its summary or next step, nothing does (no number reads them: ``snapshots.COLUMN_SENSITIVE``).
 
 A write that cannot be placed (an import, an event, a firm's industry, an organisation, a calendar day) changes the
 global count: the view is computed again whole, in one pass that groups by shard as well.
@@ -57,7 +60,7 @@ class _Part:
 
 #: how each family is kept: a part is recomputed for a shard when one of its sources was written in that shard
 PARTS = {
-    "visits": _Part("firm", ("visits",), ("visit",)),
+    "visits": _Part("firm", ("visits",), ("visit", "need")),
     "checkins": _Part("firm", ("attendances",), ("registration",)),
     "reached": _Part("firm", ("reached",), ("visit", "registration")),
     "credit": _Part("firm", ("approved", "ip_registered", "disbursed", "applied", "sla"), ("credit",)),

@@ -44,7 +44,8 @@ so such a commit bumps the rows of those firms' and users' shards instead of a g
 flush can place" below). Both kinds of row count in the write version, so every whole snapshot is invalidated as
 before; what the shard rows add is that :class:`~crm.dashboard.shards.ShardedBackend`, which computes every miss,
 recomputes only the shards written since it last computed the view (about 1/200 of a campaign year's visits at
-scale 1 for a visit saved). A write that cannot be placed bumps a global slot: every shard of every view is stale.
+scale 1 for a visit saved; for an edit of a visit's need alone, only the visit numbers of its firm's shard). A write
+that cannot be placed bumps a global slot: every shard of every view is stale.
 """
 from __future__ import annotations
 
@@ -95,7 +96,7 @@ SLOTS = 16
 #: migration does: DDL counts as a write).
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
-           "credit": 4 * SHARD_BLOCK}
+           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK}
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
 USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
@@ -118,13 +119,19 @@ IGNORED_TABLES = frozenset({
     VERSION_TABLE, STORE_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact", "export_column_set",
     "firm_account", "stage_change",
 })
+#: the columns of a visit the numbers read; of those, the ones that decide which firm was visited (reached), when,
+#: by whom (staff) and for which bank: every column but the need (firms with a need)
+VISIT_COUNTED = frozenset({"id", "bank_id", "branch_id", "campaign_id", "firm_id", "rm_id", "visited_on",
+                           "is_deleted"})
 #: tables of which only some columns matter: an UPDATE that sets none of these does not invalidate
 #: (signing in updates ``user.last_login_at``; staff counts read ``user.bank_id`` only; a firm's numbers move with
-#: its industry, district and street, an event's with its date and status, never with a name, an address or a note)
+#: its industry, district and street, an event's with its date and status, a visit's with ``VISIT_COUNTED`` and its
+#: need, never with a name, an address, a summary or a note)
 COLUMN_SENSITIVE = {
     "user": frozenset({"id", "bank_id"}),
     "firm": frozenset({"id", "industry_code", "area_code", "street_id"}),
     "event": frozenset({"id", "campaign_id", "held_on", "status"}),
+    "visit": VISIT_COUNTED | {"need_amount_fen"},
 }
 #: tables whose new rows move no number: a firm is counted through its visits, registrations and applications,
 #: which a foreign key keeps from naming it before it exists (registering firms, a firm import)
@@ -363,7 +370,14 @@ class _Lookups:
 
 
 def _place_visit(visit, known: _Lookups) -> Optional[set]:
-    """The visit's firm (before and after) and its people: the RM and every companion, before and after."""
+    """The visit's firm (before and after) and its people: the RM and every companion, before and after.
+
+    An edit of a visit that keeps every column of ``VISIT_COUNTED`` and its companions (its summary, its need, the
+    next step) moves the firms with a need at most: its firm's ``need`` shard only, so the firms reached and the
+    staff of that shard are not recomputed.
+    """
+    if _edits_need_only(visit):
+        return _firm_slots(_values(visit, "firm_id"), "need")
     firms, users = _firm_slots(_values(visit, "firm_id"), "visit"), _values(visit, "rm_id")
     if firms is None or users is None:
         return None
@@ -378,6 +392,27 @@ def _place_visit(visit, known: _Lookups) -> Optional[set]:
         users |= known.companions.get(state.identity[0], set())
     people = _user_slots(users)
     return None if people is None else firms | people
+
+
+def _edits_need_only(visit) -> bool:
+    """Whether the flush updates this visit (not a new or deleted one) and changes none of ``VISIT_COUNTED`` nor its
+    companions. Every other attribute changed must be a column outside ``VISIT_COUNTED``: a relationship changed
+    (``visit.rm = ...``) reaches its id column only during the flush, so it counts as a change that matters."""
+    state = sa.inspect(visit)
+    if state.key is None or state.session is None or visit in state.session.deleted:
+        return False
+    if "companions" in state.dict and state.attrs.companions.history.has_changes():
+        return False
+    quiet = _visit_quiet_keys(state.mapper)
+    # (an attribute set to the value it had is in committed_state too, unchanged: the service sets the branch again)
+    return all(key in quiet or not state.attrs[key].history.has_changes() for key in state.committed_state)
+
+
+@lru_cache(maxsize=4)
+def _visit_quiet_keys(mapper) -> frozenset:
+    """The visit's column attributes outside ``VISIT_COUNTED`` (its need among them); no relationship."""
+    return frozenset(attr.key for attr in mapper.column_attrs
+                     if not {col.key for col in attr.columns} & VISIT_COUNTED)
 
 
 def _place_registration(registration, known: _Lookups) -> Optional[set]:
