@@ -117,22 +117,23 @@ def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecor
 
     records = records or FirmRecords(firm)
     visits = {v.id: v for v in records.visits}
-    related: dict[str, list[int]] = {
-        "contact": list(db.session.scalars(sa.select(Contact.id).where(Contact.firm_id == firm.id))),
+    # the ids of the viewer's related records: those the page loaded, and the others as subqueries of the one
+    # statement (through the tenant scope too)
+    related: dict[str, Any] = {
+        "contact": sa.select(Contact.id).where(Contact.firm_id == firm.id),
         "visit": list(visits),
         "follow_up": [f.id for f in records.follow_ups],
-        "firm_account": list(db.session.scalars(sa.select(FirmAccount.id).where(FirmAccount.firm_id == firm.id))),
+        "firm_account": sa.select(FirmAccount.id).where(FirmAccount.firm_id == firm.id),
     }
     firm_entries = db.session.scalars(
         sa.select(AuditEntry).where(AuditEntry.object_type == "firm", AuditEntry.object_id == firm.id)
         .order_by(AuditEntry.id.desc()).limit(limit).execution_options(skip_tenant_scope=True)
     ).all()
-    conds = [sa.and_(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids)) for t, ids in related.items() if ids]
-    other_entries = []
-    if conds:
-        other_entries = db.session.scalars(
-            sa.select(AuditEntry).where(sa.or_(*conds)).order_by(AuditEntry.id.desc()).limit(limit)
-        ).all()
+    conds = [sa.and_(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids))
+             for t, ids in related.items() if not isinstance(ids, list) or ids]
+    other_entries = db.session.scalars(
+        sa.select(AuditEntry).where(sa.or_(*conds)).order_by(AuditEntry.id.desc()).limit(limit)
+    ).all()
     entries = sorted({e.id: e for e in [*firm_entries, *other_entries]}.values(), key=lambda e: e.id, reverse=True)
     entries = entries[:limit]
     user_ids = {e.user_id for e in entries if e.user_id}
