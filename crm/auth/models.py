@@ -9,6 +9,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask_login import UserMixin
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.core.db import TimestampMixin, UTCDateTime, enum_type, fk
@@ -88,9 +89,15 @@ class User(UserMixin, TimestampMixin, db.Model):
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
 
-    @property
+    @hybrid_property
     def display_name(self) -> str:
         return self.name or self.username
+
+    @display_name.inplace.expression
+    @classmethod
+    def _display_name_expression(cls):
+        """The same in SQL, for lists that read names as columns (``firms.services.bank_user_choices``)."""
+        return sa.func.coalesce(sa.func.nullif(cls.name, ""), cls.username)
 
     def rotate_session_token(self) -> None:
         """End every session and remember-me cookie of this user."""

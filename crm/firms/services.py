@@ -215,13 +215,19 @@ def set_account_owner(account: FirmAccount, owner: Optional[User], *, user: User
     audit.record_update(account, before, user=user)
 
 
+def _active_bank_users(bank_id: int, *columns) -> sa.Select:
+    """``columns`` of the active users of a bank (all its branches), by name."""
+    return sa.select(*columns).where(User.bank_id == bank_id, User.is_active_flag.is_(True)).order_by(User.name,
+                                                                                                       User.id)
+
+
 def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
     """Active users of a bank (all its branches), by name.
 
     ``with_org`` loads each user's organisation in the same statement, for a caller that looks up a user's branch
     (a visit save does, for its relationship manager).
     """
-    stmt = sa.select(User).where(User.bank_id == bank_id, User.is_active_flag.is_(True)).order_by(User.name, User.id)
+    stmt = _active_bank_users(bank_id, User)
     if with_org:
         stmt = stmt.options(joinedload(User.org))
     return list(db.session.scalars(stmt))
@@ -230,10 +236,8 @@ def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
 def bank_user_choices(bank_id: int) -> list[tuple[str, str]]:
     """``(id, display name)`` of :func:`bank_users`, for a select's choices: two columns, no ``User`` object each
     (a bank has 131 users at scale 1; loading them was a tenth of the firm page)."""
-    name = sa.func.coalesce(sa.func.nullif(User.name, ""), User.username)  # User.display_name
     return [(str(uid), label) for uid, label in db.session.execute(
-        sa.select(User.id, name).where(User.bank_id == bank_id, User.is_active_flag.is_(True))
-        .order_by(User.name, User.id))]
+        _active_bank_users(bank_id, User.id, User.display_name))]
 
 
 # --------------------------------------------------------------------------------------------------
