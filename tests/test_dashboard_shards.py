@@ -7,6 +7,7 @@ one of many. Exactness: every breakdown of random filters, for the bureau and a 
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -14,11 +15,13 @@ import sqlalchemy as sa
 
 from crm.auth.models import User
 from crm.core.scoping import SYSTEM, scope_for, scoped
-from crm.dashboard import shards, snapshots
+from crm.dashboard import metrics, shards, snapshots
+from crm.dashboard.fastsql import FastSqlBackend
 from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
-from crm.events.models import Registration
+from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
 from crm.extensions import db
 from crm.firms.models import Firm
+from crm.orgs.models import Campaign
 from crm.visits.models import Visit, visit_companion
 from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
     REFERENCE, _bulk_writes, _edit_needs, _facts, _plain, _service_writes, random_filter, site,
@@ -404,3 +407,71 @@ def test_placing_a_flush_reads_the_companions_of_all_its_visits_at_once(small, n
     assert _global(bumped) == 0
     assert {s for s in bumped if s >= snapshots.SOURCES["people"] and s < snapshots.SOURCES["registration"]} == {
         snapshots.SOURCES["people"] + u // 2 for u in people}
+
+
+def _awkward_people_and_organisers(facts) -> None:
+    """Cases the generated data lacks: companions from another bank and from the bureau, event staff from a bank
+    that did not organise the event, and held events organised by nobody, by a bank alone, by two banks and a
+    branch, and by a branch alone."""
+    s = db.session
+    bank_a, bank_b = facts["banks"][0], facts["banks"][1]
+    outsider = facts["bank_users"][bank_b.id][0]
+    visits = s.scalars(sa.select(Visit.id).where(Visit.bank_id == bank_a.id, Visit.is_deleted.is_(False))
+                       .order_by(Visit.id).limit(12)).all()
+    taken = set(s.execute(sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)).all())
+    for n, visit_id in enumerate(visits):
+        person = outsider if n % 2 else facts["bureau"]
+        if (visit_id, person.id) not in taken:
+            s.execute(visit_companion.insert().values(visit_id=visit_id, user_id=person.id))
+    held = s.scalars(sa.select(Event.id).where(Event.status == EventStatus.HELD).order_by(Event.id)).all()
+    assert len(held) >= 5
+    branch_of_b = next(br for br in facts["branches"] if br.parent_id == bank_b.id)
+    shapes = ([], [bank_a.id], [bank_a.id, bank_b.id, branch_of_b.id], [branch_of_b.id])
+    for n, event_id in enumerate(held[:-1]):  # the last keeps the generator's organisers
+        orgs = shapes[n % len(shapes)]
+        s.execute(event_organiser.delete().where(event_organiser.c.event_id == event_id))
+        for org_id in orgs:
+            s.execute(event_organiser.insert().values(event_id=event_id, org_id=org_id))
+    staffed = set(s.scalars(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == held[1])))
+    if outsider.id not in staffed:
+        s.execute(event_staff.insert().values(event_id=held[1], user_id=outsider.id))
+    s.commit()
+
+
+def _by_group(dim, rows) -> dict:
+    return {((None if dim is None else metrics._key(keys[0])), keys[-1]): values for values, *keys in rows}
+
+
+def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakdown(small):
+    """``FastSqlBackend.family_rows`` for a few shards (a kept view's refresh) counts every breakdown from one
+    statement's rows: each family equals its own statements run once per breakdown, for random filters, random
+    shards, the bureau and a bank user, on data with other banks' companions and events of every organiser shape."""
+    facts = _facts()
+    _awkward_people_and_organisers(facts)
+    rng = random.Random(1127)
+    fast = FastSqlBackend()
+    firm_shards = sorted({f // 4 for f in db.session.scalars(sa.select(Firm.id))})
+    user_shards = sorted({u // 2 for u in db.session.scalars(sa.select(User.id))})
+    filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(10)]
+    scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][facts["banks"][1].id][0])]
+    counted = {"visits": 0, "reached": 0, "staff": 0}
+    for scope in scopes:
+        with scoped(scope):
+            for f in filters:
+                c = metrics._resolve(f, db.session.get(Campaign, f.campaign_id))
+                for family, space in (("visits", "firm"), ("reached", "firm"), ("staff", "user")):
+                    dims = tuple(d for d in (None, *DIMENSIONS) if d is None or d in metrics._FAMILY_DIMS[family])
+                    few = tuple(sorted(rng.sample(firm_shards if space == "firm" else user_shards, 3)))
+                    spec = metrics.ShardSpec(4, 2, firm=few if space == "firm" else None,
+                                             user=few if space == "user" else None)
+                    if space == "user":
+                        spec = dataclasses.replace(spec, user_ids=shards.ShardedBackend._bank_users(few))
+                    sc = dataclasses.replace(c, shards=spec)
+                    got = fast.family_rows(family, sc, dims)
+                    assert set(got) == set(dims)
+                    for dim in dims:
+                        expected = _by_group(dim, getattr(fast, f"_{family}")(sc, dim))
+                        assert _by_group(dim, got[dim]) == expected, (family, dim, f, scope)
+                        counted[family] += bool(expected)
+    db.session.commit()
+    assert all(n >= 20 for n in counted.values()), counted

@@ -27,12 +27,13 @@ import sqlalchemy as sa
 
 from crm.auth.models import User
 from crm.dashboard.metrics import (
-    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _firm_conds, _group, _grouped_rows, _month, _shard_conds,
-    _shard_of, _staff_grouped, _staff_parts, _visit_conds,
+    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _few_shards, _firm_conds, _group, _grouped_rows, _month,
+    _shard_conds, _shard_of, _staff_grouped, _staff_parts, _visit_conds,
 )
-from crm.events.models import Event, Registration
+from crm.events.models import Event, Registration, event_organiser
 from crm.extensions import db
 from crm.firms.models import Firm
+from crm.orgs.models import Organisation, OrgKind
 from crm.visits.models import Visit, visit_companion
 
 __all__ = ["FastSqlBackend", "per_transaction"]
@@ -96,10 +97,17 @@ class FastSqlBackend(SqlBackend):
 
     @staticmethod
     def _tune() -> None:
-        """PostgreSQL: memory for each sort and hash of these statements, this transaction only (once in it): with
-        the default 4 MB a campaign year's distinct counts spilled to disk at scale 1 (by month: 260 -> 221 ms)."""
+        """PostgreSQL, for this transaction only (once in it):
+
+        * memory for each sort and hash of these statements: with the default 4 MB a campaign year's distinct
+          counts spilled to disk at scale 1 (by month: 260 -> 221 ms);
+        * the cost of reading a page out of order, as for storage that seeks as fast as it reads (SSD, or tables
+          held in memory, as the dashboard's are): with the default (4, a spinning disk's) the planner scanned a
+          bank's quarter of visits (34,000 index entries, 5.6 ms) rather than look up the 140 visits of a
+          shard's companions by primary key (0.7 ms)."""
         if db.session.get_bind().dialect.name == "postgresql":
-            per_transaction(_WORK_MEM_SET, None, lambda: db.session.execute(sa.text("SET LOCAL work_mem = '32MB'")))
+            per_transaction(_WORK_MEM_SET, None, lambda: db.session.execute(sa.text(
+                "SELECT set_config('work_mem', '32MB', true), set_config('random_page_cost', '1.1', true)")))
 
     def _visits(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
@@ -150,3 +158,130 @@ class FastSqlBackend(SqlBackend):
             selects.append(part.where(User.bank_id == pairs.c.g) if dim == "bank" else part)
         staff, date_col, event_col = _staff_parts(c, self.visits_from)[2]  # the event staff part, as it is
         return [*selects, _staff_grouped(staff, date_col, event_col, dim)]
+
+    # -- every breakdown of a few shards at once ---------------------------------------------------------------
+    def family_rows(self, family: str, c: _Ctx, dims: tuple) -> dict:
+        """{dim: ``self._<family>(c, dim)``} for each of ``dims`` (None: the totals).
+
+        For a few shards (a kept view refreshed after a write, ``crm.dashboard.shards``) the families over visits
+        read their rows once, at the finest grain any of ``dims`` needs (each firm's or user's visits per bank,
+        branch and month), and count them here for every breakdown: one statement instead of one per breakdown,
+        over the same rows and conditions, so the same numbers. A whole view reads too many rows for that."""
+        by_dims = getattr(self, f"_{family}_by_dims", None)
+        if by_dims is not None and _few_shards(c):
+            return by_dims(c, dims)
+        return {dim: getattr(self, f"_{family}")(c, dim) for dim in dims}
+
+    def _visits_by_dims(self, c, dims):
+        attrs = [dim for dim in dims if dim in _FIRM_ATTRIBUTE]
+        keys = [Visit.firm_id, Visit.bank_id, Visit.branch_id, _month(Visit.visited_on),
+                *(_FIRM_ATTRIBUTE[dim] for dim in attrs)]
+        need = sa.case((Visit.need_amount_fen > 0, 1), else_=0)
+        stmt = _with_firm(self.visits_from(c, *keys, sa.func.count(), sa.func.max(need)), c, attrs, Visit.firm_id)
+        acc = {dim: {} for dim in dims}
+        width = c.shards.firm_width
+        for firm_id, bank, branch, month, *rest in db.session.execute(stmt.group_by(*keys)):
+            *values, n, needed = rest
+            at = {"bank": bank, "branch": branch, "month": month, **dict(zip(attrs, values))}
+            shard = firm_id // width
+            for dim, groups in acc.items():
+                a = groups.setdefault((shard,) if dim is None else (at[dim], shard), [0, set(), set()])
+                a[0] += n
+                a[1].add(firm_id)
+                if needed:
+                    a[2].add(firm_id)
+        return {dim: [({"visits": n, "firms_visited": len(firms), "firms_with_need": len(need_firms)}, *key)
+                      for key, (n, firms, need_firms) in groups.items()] for dim, groups in acc.items()}
+
+    def _reached_by_dims(self, c, dims):
+        attrs = [dim for dim in dims if dim in _FIRM_ATTRIBUTE]
+        attr_cols = [_FIRM_ATTRIBUTE[dim] for dim in attrs]
+        visits = _with_firm(self.visits_from(c, Visit.firm_id, Visit.bank_id, Visit.branch_id,
+                                             _month(Visit.visited_on), *attr_cols), c, attrs, Visit.firm_id)
+        checkins = _with_firm(self.attendances_from(c, Registration.firm_id, Registration.event_id,
+                                                    _month(Event.held_on), *attr_cols), c, attrs, Registration.firm_id)
+        found = _Distinct(dims)
+        width = c.shards.firm_width
+        for firm_id, bank, branch, month, *values in db.session.execute(visits.distinct()):
+            at = {"bank": (bank,), "branch": (branch,), "month": (month,), **{d: (v,) for d, v in zip(attrs, values)}}
+            found.add(firm_id, firm_id // width, at)
+        rows = db.session.execute(checkins.distinct()).all()
+        organisers = _organisers({row[1] for row in rows}, dims)
+        for firm_id, event_id, month, *values in rows:
+            banks, branches = organisers.get(event_id, _NO_ORGANISER)
+            at = {"bank": banks, "branch": branches, "month": (month,), **{d: (v,) for d, v in zip(attrs, values)}}
+            found.add(firm_id, firm_id // width, at)
+        return found.rows("firms_reached")
+
+    def _staff_by_dims(self, c, dims):
+        found = _Distinct(dims)
+        width = c.shards.user_width
+        for user_col, companions in ((Visit.rm_id, False), (visit_companion.c.user_id, True)):
+            stmt = self.visits_from(c, user_col.label("user_id"), Visit.bank_id.label("bank_id"),
+                                    Visit.branch_id.label("branch_id"), _month(Visit.visited_on).label("month"))
+            if companions:
+                stmt = stmt.join(visit_companion, visit_companion.c.visit_id == Visit.id)
+            pairs = stmt.where(*_shard_conds(c, user_col, "user")).distinct().subquery()
+            stmt = (sa.select(pairs.c.user_id, User.bank_id, pairs.c.bank_id, pairs.c.branch_id, pairs.c.month)
+                    .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
+            for user_id, own_bank, bank, branch, month in db.session.execute(stmt):
+                # per bank, a bank's own people in its records (``_staff_grouped``)
+                found.add(user_id, user_id // width,
+                          {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)})
+        staff = _staff_parts(c, self.visits_from)[2][0]
+        rows = db.session.execute(staff.add_columns(User.bank_id, Event.id, _month(Event.held_on)).distinct()).all()
+        organisers = _organisers({row[2] for row in rows}, dims)
+        for user_id, own_bank, event_id, month in rows:
+            banks, branches = organisers.get(event_id, _NO_ORGANISER)
+            found.add(user_id, user_id // width,
+                      {"bank": tuple(b for b in banks if b == own_bank), "branch": branches, "month": (month,)})
+        return found.rows("staff_participating")
+
+
+def _with_firm(stmt: sa.Select, c: _Ctx, attrs: list, firm_col) -> sa.Select:
+    """``stmt`` joined to ``firm`` when the firm attributes ``attrs`` are read and no firm filter joined it."""
+    return stmt.join(Firm, Firm.id == firm_col) if attrs and not _firm_conds(c) else stmt
+
+
+#: an event without organising banks: its group by bank or branch is None (the reference's outer join)
+_NO_ORGANISER = ((None,), (None,))
+
+
+def _organisers(event_ids: set, dims: tuple) -> dict:
+    """{event id: (its organising banks, a branch counting for its bank; its organising branches)}, as the
+    reference's ``_event_organisers`` joins them, for the events that have any (when a breakdown needs them)."""
+    if not event_ids or not {"bank", "branch"} & set(dims):
+        return {}
+    org = Organisation
+    rows = db.session.execute(
+        sa.select(event_organiser.c.event_id, org.id, org.parent_id)
+        .join(org, sa.and_(org.id == event_organiser.c.org_id, org.kind == OrgKind.BANK))
+        .where(event_organiser.c.event_id.in_(sorted(event_ids))))
+    banks: dict[int, set] = {}
+    branches: dict[int, set] = {}
+    for event_id, org_id, parent_id in rows:
+        banks.setdefault(event_id, set()).add(org_id if parent_id is None else parent_id)
+        if parent_id is not None:
+            branches.setdefault(event_id, set()).add(org_id)
+    return {e: (tuple(b), tuple(branches.get(e, ())) or (None,)) for e, b in banks.items()}
+
+
+class _Distinct:
+    """Distinct members (firms, users) per breakdown group and shard, counted at the end."""
+
+    def __init__(self, dims: tuple):
+        self.found: dict = {dim: {} for dim in dims}
+
+    def add(self, member: int, shard: int, groups: dict) -> None:
+        """``member`` counts in ``shard`` of the totals and, per breakdown, of each of ``groups[dim]``."""
+        for dim, found in self.found.items():
+            if dim is None:
+                found.setdefault((shard,), set()).add(member)
+                continue
+            for g in groups[dim]:
+                found.setdefault((g, shard), set()).add(member)
+
+    def rows(self, name: str) -> dict:
+        """{dim: [({name: count}, *group keys)]}, as the family's statements return them."""
+        return {dim: [({name: len(members)}, *key) for key, members in found.items()]
+                for dim, found in self.found.items()}

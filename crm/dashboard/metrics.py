@@ -130,9 +130,21 @@ def _json_value(value: Any) -> Any:
 
 
 class MetricsBackend(Protocol):
-    """Computes raw aggregates for a resolved filter; ``dim`` None gives the totals under key None."""
+    """Computes raw aggregates for a resolved filter; ``dim`` None gives the totals under key None.
+
+    A backend may also offer ``aggregate_many(ctx, dims) -> {dim: aggregate(ctx, dim)}``, for one view's totals
+    and breakdowns at once (:func:`_aggregate_all`), when it can share work between them."""
 
     def aggregate(self, ctx: "_Ctx", dim: Optional[str]) -> dict[Optional[str], dict[str, Any]]: ...
+
+
+def _aggregate_all(backend: MetricsBackend, c: "_Ctx", dims: Iterable[Optional[str]]) -> dict:
+    """{dim: ``backend.aggregate(c, dim)``} for each of ``dims``, through ``aggregate_many`` when it has one."""
+    dims = tuple(dict.fromkeys(dims))
+    many = getattr(backend, "aggregate_many", None)
+    if many is not None:
+        return many(c, dims)
+    return {dim: backend.aggregate(c, dim) for dim in dims}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -784,17 +796,20 @@ def _compute_metrics(f: MetricFilter, breakdowns: Iterable[str], backend: Metric
     if campaign is None:
         raise LookupError("campaign")
     c = _resolve(f, campaign)
-    raw_totals = backend.aggregate(c, None).get(None, {})
+    breakdowns = tuple(breakdowns)
+    for dim in breakdowns:
+        if dim not in DIMENSIONS:
+            raise ValueError(dim)
+    raws = _aggregate_all(backend, c, (None, *breakdowns))
+    raw_totals = raws[None].get(None, {})
     totals = _finish(raw_totals, ALL_KEYS)
     result = MetricsResult(f, campaign, c.start, c.end, totals,
                            meta={"sla_decided": raw_totals.get("_sla_decided", 0),
                                  "sla_hits": raw_totals.get("_sla_hits", 0),
                                  "calendar_provisional": bool(raw_totals.get("_calendar_provisional", False))})
     for dim in breakdowns:
-        if dim not in DIMENSIONS:
-            raise ValueError(dim)
         keys = keys_for_dimension(dim)
-        raw = backend.aggregate(c, dim)
+        raw = raws[dim]
         labels = _labels(dim, raw.keys())
         groups = {k: _finish(v, keys) for k, v in raw.items()}
         result.breakdowns[dim] = {k: groups[k] for k in _sort_keys(dim, groups, labels)}

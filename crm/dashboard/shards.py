@@ -140,29 +140,40 @@ class ShardedBackend(FastSqlBackend):
         self._entries.clear()
 
     def aggregate(self, c, dim):
+        return self.aggregate_many(c, (dim,))[dim]
+
+    def aggregate_many(self, c, dims):
+        """{dim: the view's numbers by ``dim``} for one view's totals and breakdowns: the kept parts, with the
+        shards written since recomputed for all of them together (``FastSqlBackend.family_rows``)."""
         session = db.session()
-        if c.shards is not None or snapshots.transaction_has_written(session):
-            self.stats["bypassed"] += 1
-            return super().aggregate(c, dim)  # its own uncommitted rows are in what it sees: nothing kept
-        versions = self._versions(session)
+        versions = None
+        if c.shards is None and not snapshots.transaction_has_written(session):  # else its own uncommitted rows
+            versions = self._versions(session)  # are in what it sees: nothing kept
         if versions is None:
-            self.stats["bypassed"] += 1
-            return super().aggregate(c, dim)
+            self.stats["bypassed"] += len(dims)
+            compute = super().aggregate
+            return {dim: compute(c, dim) for dim in dims}
         global_version, current = versions
         scope = current_scope()
         database = session.get_bind().url.render_as_string(hide_password=True)
-        key = (database, global_version, scope.bank_id, scope.all_banks, c, dim)
         self._tune()
-        entry = self._entries.get(key, take=True)  # (another thread computes its own meanwhile)
-        if entry is None:
-            entry = self._compute_whole(c, dim, current)
-            self.stats["cold"] += 1
-        elif self._refresh(entry, c, dim, current):
-            self.stats["refreshed"] += 1
-        else:
-            self.stats["reused"] += 1
-        out = entry.result()
-        self._entries.put(key, entry)
+        entries, kept = {}, {}
+        for dim in dims:
+            key = (database, global_version, scope.bank_id, scope.all_banks, c, dim)
+            entry = self._entries.get(key, take=True)  # (another thread computes its own meanwhile)
+            if entry is None:
+                entry = self._compute_whole(c, dim, current)
+                self.stats["cold"] += 1
+            else:
+                kept[dim] = entry
+            entries[dim] = (key, entry)
+        refreshed = self._refresh(kept, c, current)
+        self.stats["refreshed"] += len(refreshed)
+        self.stats["reused"] += len(kept) - len(refreshed)
+        out = {}
+        for dim, (key, entry) in entries.items():
+            out[dim] = entry.result()
+            self._entries.put(key, entry)
         return out
 
     # -- versions ---------------------------------------------------------------------------------------------
@@ -187,23 +198,26 @@ class ShardedBackend(FastSqlBackend):
         return per_transaction(_VERSIONS, None, read)
 
     # -- computing parts --------------------------------------------------------------------------------------
-    def _parts(self, c, dim, name: str, shards: Optional[tuple[int, ...]]) -> dict[int, dict]:
-        """{shard: {group key: raw sums}} of the part's families, for ``shards`` (all when None)."""
+    def _parts(self, c, dims: tuple, name: str, shards: Optional[tuple[int, ...]]) -> dict:
+        """{dim: {shard: {group key: raw sums}}} of the part's families by each of ``dims``, for ``shards`` (all
+        when None)."""
         part = PARTS[name]
         spec = ShardSpec(snapshots.FIRM_SHARD_WIDTH, snapshots.USER_SHARD_WIDTH,
                          firm=shards if part.space == "firm" else None, user=shards if part.space == "user" else None)
         if spec.user is not None:
             spec = dataclasses.replace(spec, user_ids=self._bank_users(spec.user))
         sc = dataclasses.replace(c, shards=spec)
-        parts: dict[int, dict] = {}
+        parts: dict = {dim: {} for dim in dims}
         for family in part.families:
-            if dim is not None and dim not in _FAMILY_DIMS[family]:
+            wanted = tuple(dim for dim in dims if dim is None or dim in _FAMILY_DIMS[family])
+            if not wanted:
                 continue
-            for values, *keys in getattr(self, f"_{family}")(sc, dim):
-                g, shard = (None, keys[0]) if dim is None else (_key(keys[0]), keys[1])
-                raw = parts.setdefault(int(shard), {}).setdefault(g, {})
-                for k, v in values.items():
-                    raw[k] = raw.get(k, 0) + int(v)
+            for dim, rows in self.family_rows(family, sc, wanted).items():
+                for values, *keys in rows:
+                    g, shard = (None, keys[0]) if dim is None else (_key(keys[0]), keys[1])
+                    raw = parts[dim].setdefault(int(shard), {}).setdefault(g, {})
+                    for k, v in values.items():
+                        raw[k] = raw.get(k, 0) + int(v)
         return parts
 
     @staticmethod
@@ -221,7 +235,7 @@ class ShardedBackend(FastSqlBackend):
         entry = _Entry()
         for name in PARTS:
             if self._wanted(name, dim):
-                for shard, part in self._parts(c, dim, name, None).items():
+                for shard, part in self._parts(c, (dim,), name, None)[dim].items():
                     entry.put(name, shard, part)
         entry.versions = {source: dict(versions) for source, versions in current.items()}
         for family in WHOLE_FAMILIES:
@@ -231,25 +245,36 @@ class ShardedBackend(FastSqlBackend):
                 entry.whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
         return entry
 
-    def _refresh(self, entry: _Entry, c, dim, current) -> bool:
-        """Recompute the parts of the shards written since the entry was computed; False when none was."""
-        written = {}
-        for source, now in current.items():
-            then = entry.versions[source]
-            written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
-        if not any(written.values()):
-            return False
-        for name, part in PARTS.items():
-            stale = set().union(*(written[source] for source in part.sources))
-            if not stale or not self._wanted(name, dim):
-                continue
-            if len(stale) > MAX_STALE:
-                parts = self._parts(c, dim, name, None)
-                stale = set(entry.parts[name]) | set(parts)
-            else:
-                parts = self._parts(c, dim, name, tuple(sorted(stale)))
-            for shard in stale:
-                entry.put(name, shard, parts.get(shard))
-            self.stats["shards_recomputed"] += len(stale)
-        entry.versions = {source: dict(versions) for source, versions in current.items()}
-        return True
+    def _refresh(self, entries: dict, c, current) -> set:
+        """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
+        computed; the dims refreshed (none: nothing was written since).
+
+        The entries of one view were computed together and go stale together, so each part's stale shards are
+        recomputed for every breakdown at once, from one set of statements."""
+        stale: dict = {}  # dim -> {part: stale shards}
+        for dim, entry in entries.items():
+            written = {}
+            for source, now in current.items():
+                then = entry.versions[source]
+                written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
+            if any(written.values()):
+                stale[dim] = {name: set().union(*(written[source] for source in part.sources))
+                              for name, part in PARTS.items() if self._wanted(name, dim)}
+        for name in PARTS:
+            jobs = {dim: parts[name] for dim, parts in stale.items() if parts.get(name)}
+            several = {dim: shards for dim, shards in jobs.items() if len(shards) <= MAX_STALE}
+            if several:
+                parts = self._parts(c, tuple(several), name, tuple(sorted(set().union(*several.values()))))
+                for dim, shards in several.items():
+                    for shard in shards:
+                        entries[dim].put(name, shard, parts[dim].get(shard))
+            for dim in jobs.keys() - several.keys():  # too many: the part is recomputed in one grouped pass
+                parts = self._parts(c, (dim,), name, None)[dim]
+                shards = set(entries[dim].parts[name]) | set(parts)
+                for shard in shards:
+                    entries[dim].put(name, shard, parts.get(shard))
+                jobs[dim] = shards
+            self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
+        for dim in stale:
+            entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
+        return set(stale)
