@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from crm.auth.models import User
 from crm.dashboard.metrics import (
-    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _few_shards, _firm_conds, _group, _grouped_rows, _month,
+    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _event_staff_from, _few_shards, _firm_conds, _group, _grouped_rows, _month,
     _shard_conds, _shard_of, _staff_grouped, _staff_parts, _visit_conds,
 )
 from crm.events.models import Event, Registration, event_organiser
@@ -40,6 +40,8 @@ __all__ = ["FastSqlBackend", "per_transaction"]
 
 #: in Session.info: the transaction in which PostgreSQL's work_mem was raised
 _WORK_MEM_SET = "crm_dashboard_work_mem"
+#: in Session.info: the visit rows of the shards being refreshed (FastSqlBackend._visit_grain)
+_VISIT_GRAIN = "crm_dashboard_visit_grain"
 
 #: the firm attribute behind each firm breakdown
 _FIRM_ATTRIBUTE = {"industry": Firm.industry_code, "district": Firm.area_code, "street": Firm.street_id}
@@ -172,15 +174,23 @@ class FastSqlBackend(SqlBackend):
             return by_dims(c, dims)
         return {dim: getattr(self, f"_{family}")(c, dim) for dim in dims}
 
+    def _visit_grain(self, c, attrs: tuple) -> list:
+        """(firm, bank, branch, month, *its ``attrs``, visits, any with a need) for the visits of ``c``'s shards:
+        the rows both :meth:`_visits_by_dims` and :meth:`_reached_by_dims` count, read once for a refresh."""
+        def read():
+            keys = [Visit.firm_id, Visit.bank_id, Visit.branch_id, _month(Visit.visited_on),
+                    *(_FIRM_ATTRIBUTE[dim] for dim in attrs)]
+            need = sa.case((Visit.need_amount_fen > 0, 1), else_=0)
+            stmt = self.visits_from(c, *keys, sa.func.count(), sa.func.max(need))
+            return db.session.execute(_with_firm(stmt, c, attrs, Visit.firm_id).group_by(*keys)).all()
+
+        return per_transaction(_VISIT_GRAIN, (c, attrs), read)
+
     def _visits_by_dims(self, c, dims):
-        attrs = [dim for dim in dims if dim in _FIRM_ATTRIBUTE]
-        keys = [Visit.firm_id, Visit.bank_id, Visit.branch_id, _month(Visit.visited_on),
-                *(_FIRM_ATTRIBUTE[dim] for dim in attrs)]
-        need = sa.case((Visit.need_amount_fen > 0, 1), else_=0)
-        stmt = _with_firm(self.visits_from(c, *keys, sa.func.count(), sa.func.max(need)), c, attrs, Visit.firm_id)
+        attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
         acc = {dim: {} for dim in dims}
         width = c.shards.firm_width
-        for firm_id, bank, branch, month, *rest in db.session.execute(stmt.group_by(*keys)):
+        for firm_id, bank, branch, month, *rest in self._visit_grain(c, attrs):
             *values, n, needed = rest
             at = {"bank": bank, "branch": branch, "month": month, **dict(zip(attrs, values))}
             shard = firm_id // width
@@ -194,17 +204,16 @@ class FastSqlBackend(SqlBackend):
                       for key, (n, firms, need_firms) in groups.items()] for dim, groups in acc.items()}
 
     def _reached_by_dims(self, c, dims):
-        attrs = [dim for dim in dims if dim in _FIRM_ATTRIBUTE]
-        attr_cols = [_FIRM_ATTRIBUTE[dim] for dim in attrs]
-        visits = _with_firm(self.visits_from(c, Visit.firm_id, Visit.bank_id, Visit.branch_id,
-                                             _month(Visit.visited_on), *attr_cols), c, attrs, Visit.firm_id)
-        checkins = _with_firm(self.attendances_from(c, Registration.firm_id, Registration.event_id,
-                                                    _month(Event.held_on), *attr_cols), c, attrs, Registration.firm_id)
+        attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
         found = _Distinct(dims)
         width = c.shards.firm_width
-        for firm_id, bank, branch, month, *values in db.session.execute(visits.distinct()):
+        for firm_id, bank, branch, month, *rest in self._visit_grain(c, attrs):
+            values = rest[:len(attrs)]
             at = {"bank": (bank,), "branch": (branch,), "month": (month,), **{d: (v,) for d, v in zip(attrs, values)}}
             found.add(firm_id, firm_id // width, at)
+        attr_cols = [_FIRM_ATTRIBUTE[dim] for dim in attrs]
+        checkins = _with_firm(self.attendances_from(c, Registration.firm_id, Registration.event_id,
+                                                    _month(Event.held_on), *attr_cols), c, attrs, Registration.firm_id)
         rows = db.session.execute(checkins.distinct()).all()
         organisers = _organisers({row[1] for row in rows}, dims)
         for firm_id, event_id, month, *values in rows:
@@ -228,8 +237,7 @@ class FastSqlBackend(SqlBackend):
                 # per bank, a bank's own people in its records (``_staff_grouped``)
                 found.add(user_id, user_id // width,
                           {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)})
-        staff = _staff_parts(c, self.visits_from)[2][0]
-        rows = db.session.execute(staff.add_columns(User.bank_id, Event.id, _month(Event.held_on)).distinct()).all()
+        rows = db.session.execute(_event_staff_from(c).add_columns(User.bank_id, Event.id, _month(Event.held_on)).distinct()).all()
         organisers = _organisers({row[2] for row in rows}, dims)
         for user_id, own_bank, event_id, month in rows:
             banks, branches = organisers.get(event_id, _NO_ORGANISER)

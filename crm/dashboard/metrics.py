@@ -394,11 +394,16 @@ def _staff_parts(c: _Ctx, visits_from=_visits_from) -> list[tuple[sa.Select, Any
                  .join(visit_companion, visit_companion.c.visit_id == Visit.id)
                  .join(User, User.id == visit_companion.c.user_id)
                  .where(*_bank_user_conds(c), *_shard_conds(c, visit_companion.c.user_id, "user")))
-    staff = (_events_from(c, event_staff.c.user_id.label("user_id"))
-             .join(event_staff, event_staff.c.event_id == Event.id)
-             .join(User, User.id == event_staff.c.user_id)
-             .where(*_bank_user_conds(c), *_shard_conds(c, event_staff.c.user_id, "user")))
-    return [(rm, Visit.visited_on, None), (companion, Visit.visited_on, None), (staff, Event.held_on, Event.id)]
+    return [(rm, Visit.visited_on, None), (companion, Visit.visited_on, None),
+            (_event_staff_from(c), Event.held_on, Event.id)]
+
+
+def _event_staff_from(c: _Ctx) -> sa.Select:
+    """The bank users on the staff of the events held (selecting user_id): one way of taking part."""
+    return (_events_from(c, event_staff.c.user_id.label("user_id"))
+            .join(event_staff, event_staff.c.event_id == Event.id)
+            .join(User, User.id == event_staff.c.user_id)
+            .where(*_bank_user_conds(c), *_shard_conds(c, event_staff.c.user_id, "user")))
 
 
 # ---------------------------------------------------------------------------------------------------------
