@@ -465,7 +465,7 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
                     spec = metrics.ShardSpec(4, 2, firm=few if space == "firm" else None,
                                              user=few if space == "user" else None)
                     if space == "user":
-                        spec = dataclasses.replace(spec, user_ids=shards.ShardedBackend._bank_users(few))
+                        spec = dataclasses.replace(spec, user_ids=small._bank_users(few))
                     sc = dataclasses.replace(c, shards=spec)
                     got = fast.family_rows(family, sc, dims)
                     assert set(got) == set(dims)
@@ -475,3 +475,68 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
                         counted[family] += bool(expected)
     db.session.commit()
     assert all(n >= 20 for n in counted.values()), counted
+
+
+def _touch_visit_of(firm_id: int) -> None:
+    """A placed write in the firm's shard: one of its visits is deleted softly (its firm's visit numbers move)."""
+    visit = db.session.scalar(sa.select(Visit).where(Visit.firm_id == firm_id, Visit.is_deleted.is_(False))
+                              .order_by(Visit.id).limit(1))
+    _ = visit.companions, visit.version
+    visit.is_deleted = True
+    db.session.commit()
+
+
+def test_events_organisers_and_users_banks_kept_for_refreshes_are_read_again_after_a_global_write(small):
+    """A refresh keeps the events' organisers and the user shards' bank users it read (``ShardedBackend.known``)
+    while the global count holds; changing an organiser or a user's bank moves that count, so the next refresh
+    reads them again and the view stays exact."""
+    facts = _facts()
+    checked_in = db.session.execute(
+        sa.select(Registration.firm_id, Registration.event_id, Event.campaign_id)
+        .join(Event, Event.id == Registration.event_id)
+        .where(Registration.checked_in_at.is_not(None), Event.status == EventStatus.HELD)
+        .join(Visit, sa.and_(Visit.firm_id == Registration.firm_id, Visit.campaign_id == Event.campaign_id,
+                             Visit.is_deleted.is_(False)))
+        .order_by(Registration.id).limit(1)).one()
+    firm_id, event_id, campaign_id = checked_in
+    f = MetricFilter(campaign_id)
+    _exact(small, f)
+    _touch_visit_of(firm_id)
+    _exact(small, f)  # refreshed: the event's organisers are kept
+    assert small.known("organisers").get(event_id) is not None
+    db.session.commit()
+
+    other_bank = next(b for b in facts["banks"] if (b.id,) not in db.session.execute(
+        sa.select(event_organiser.c.org_id).where(event_organiser.c.event_id == event_id)).all())
+    db.session.execute(event_organiser.insert().values(event_id=event_id, org_id=other_bank.id))
+    db.session.commit()
+    _exact(small, f)  # a global write: computed whole
+    _touch_visit_of(firm_id)
+    with scoped(SYSTEM):
+        got = compute_metrics(f, ("bank",), backend=small)
+    db.session.commit()
+    assert str(other_bank.id) in got.breakdowns["bank"]
+    _exact(small, f)
+
+    # a user's bank: the user shards' bank users are read again
+    rm_id = db.session.scalar(
+        sa.select(Visit.rm_id).where(Visit.campaign_id == campaign_id, Visit.is_deleted.is_(False))
+        .group_by(Visit.rm_id).having(sa.func.count() >= 2).order_by(Visit.rm_id).limit(1))
+    first, second = db.session.scalars(sa.select(Visit).where(
+        Visit.rm_id == rm_id, Visit.campaign_id == campaign_id, Visit.is_deleted.is_(False))
+        .order_by(Visit.id).limit(2)).all()
+    _ = first.companions, first.version
+    first.is_deleted = True
+    db.session.commit()
+    _exact(small, f)  # refreshed: the RM's shard's bank users are kept
+    assert any(rm_id in users for users in small.known("bank_users").values())
+    db.session.commit()
+    rm = db.session.get(User, rm_id)
+    rm.bank_id = next(b.id for b in facts["banks"] if b.id != rm.bank_id)
+    db.session.commit()
+    _exact(small, f)
+    second = db.session.get(Visit, second.id)
+    _ = second.companions, second.version
+    second.is_deleted = True
+    db.session.commit()
+    _exact(small, f)

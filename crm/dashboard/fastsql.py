@@ -215,7 +215,7 @@ class FastSqlBackend(SqlBackend):
         checkins = _with_firm(self.attendances_from(c, Registration.firm_id, Registration.event_id,
                                                     _month(Event.held_on), *attr_cols), c, attrs, Registration.firm_id)
         rows = db.session.execute(checkins.distinct()).all()
-        organisers = _organisers({row[1] for row in rows}, dims)
+        organisers = self._organisers({row[1] for row in rows}, dims)
         for firm_id, event_id, month, *values in rows:
             banks, branches = organisers.get(event_id, _NO_ORGANISER)
             at = {"bank": banks, "branch": branches, "month": (month,), **{d: (v,) for d, v in zip(attrs, values)}}
@@ -238,12 +238,28 @@ class FastSqlBackend(SqlBackend):
                 found.add(user_id, user_id // width,
                           {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)})
         rows = db.session.execute(_event_staff_from(c).add_columns(User.bank_id, Event.id, _month(Event.held_on)).distinct()).all()
-        organisers = _organisers({row[2] for row in rows}, dims)
+        organisers = self._organisers({row[2] for row in rows}, dims)
         for user_id, own_bank, event_id, month in rows:
             banks, branches = organisers.get(event_id, _NO_ORGANISER)
             found.add(user_id, user_id // width,
                       {"bank": tuple(b for b in banks if b == own_bank), "branch": branches, "month": (month,)})
         return found.rows("staff_participating")
+
+    def _organisers(self, event_ids: set, dims: tuple) -> dict:
+        """{event id: (banks, branches)} of ``event_ids`` (:func:`_read_organisers`), when a breakdown needs them;
+        those already in :meth:`known` are not read again."""
+        if not event_ids or not {"bank", "branch"} & set(dims):
+            return {}
+        known = self.known("organisers")
+        missing = sorted(e for e in event_ids if e not in known)
+        if missing:
+            known.update(_read_organisers(missing))
+        return known
+
+    def known(self, name: str) -> dict:
+        """A dictionary of facts read from tables whose every write bumps the global write version (events'
+        organisers, users' banks), to fill and reuse while it holds: here, a new one each time."""
+        return {}
 
 
 def _with_firm(stmt: sa.Select, c: _Ctx, attrs: list, firm_col) -> sa.Select:
@@ -255,23 +271,22 @@ def _with_firm(stmt: sa.Select, c: _Ctx, attrs: list, firm_col) -> sa.Select:
 _NO_ORGANISER = ((None,), (None,))
 
 
-def _organisers(event_ids: set, dims: tuple) -> dict:
-    """{event id: (its organising banks, a branch counting for its bank; its organising branches)}, as the
-    reference's ``_event_organisers`` joins them, for the events that have any (when a breakdown needs them)."""
-    if not event_ids or not {"bank", "branch"} & set(dims):
-        return {}
+def _read_organisers(event_ids: list) -> dict:
+    """{event id: (its organising banks, a branch counting for its bank; its organising branches)} for each of
+    ``event_ids``, as the reference's ``_event_organisers`` joins them (none: the outer join's None)."""
     org = Organisation
     rows = db.session.execute(
         sa.select(event_organiser.c.event_id, org.id, org.parent_id)
         .join(org, sa.and_(org.id == event_organiser.c.org_id, org.kind == OrgKind.BANK))
-        .where(event_organiser.c.event_id.in_(sorted(event_ids))))
+        .where(event_organiser.c.event_id.in_(event_ids)))
     banks: dict[int, set] = {}
     branches: dict[int, set] = {}
     for event_id, org_id, parent_id in rows:
         banks.setdefault(event_id, set()).add(org_id if parent_id is None else parent_id)
         if parent_id is not None:
             branches.setdefault(event_id, set()).add(org_id)
-    return {e: (tuple(b), tuple(branches.get(e, ())) or (None,)) for e, b in banks.items()}
+    return {e: (tuple(banks[e]), tuple(branches.get(e, ())) or (None,)) if e in banks else _NO_ORGANISER
+            for e in event_ids}
 
 
 class _Distinct:

@@ -37,6 +37,7 @@ out); the finished numbers are still shared between workers by ``crm.dashboard.s
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -72,7 +73,6 @@ WHOLE_FAMILIES = ("events",)
 MAX_STALE = 24
 
 _VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info (per_transaction): the versions read for the view
-_BANK_USERS = "crm_dashboard_shard_bank_users"  #: in Session.info (per_transaction): a user shard's bank users
 
 
 class _Entry:
@@ -134,10 +134,14 @@ class ShardedBackend(FastSqlBackend):
 
     def __init__(self, max_entries: int = 40):
         self._entries = snapshots.VersionedCache(max_entries)
+        self._known: tuple[Any, dict] = (None, {})
+        self._known_lock = threading.Lock()
         self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "bypassed": 0}
 
     def clear(self) -> None:
         self._entries.clear()
+        with self._known_lock:
+            self._known = (None, {})
 
     def aggregate(self, c, dim):
         return self.aggregate_many(c, (dim,))[dim]
@@ -220,12 +224,28 @@ class ShardedBackend(FastSqlBackend):
                         raw[k] = raw.get(k, 0) + int(v)
         return parts
 
-    @staticmethod
-    def _bank_users(shards: tuple[int, ...]) -> tuple[int, ...]:
-        """The bank users in these user shards (the only users staff counts), once per transaction."""
-        return per_transaction(_BANK_USERS, shards, lambda: tuple(db.session.scalars(sa.select(User.id).where(
-            User.bank_id.is_not(None), *shard_ranges(User.id, shards, snapshots.USER_SHARD_WIDTH))
-            .order_by(User.id))))
+    def _bank_users(self, shards: tuple[int, ...]) -> tuple[int, ...]:
+        """The bank users in these user shards (the only users staff counts)."""
+        known = self.known("bank_users")
+        if shards not in known:
+            known[shards] = tuple(db.session.scalars(sa.select(User.id).where(
+                User.bank_id.is_not(None), *shard_ranges(User.id, shards, snapshots.USER_SHARD_WIDTH))
+                .order_by(User.id)))
+        return known[shards]
+
+    def known(self, name: str) -> dict:
+        """Facts read from tables every write to which bumps the global count (a user's bank, a new user, an
+        event's organisers: ``snapshots.COLUMN_SENSITIVE``, not placed), kept while the count this transaction
+        read holds: a fact read under an older count is never used under a newer one."""
+        session = db.session()
+        versions = self._versions(session)
+        if versions is None:
+            return {}
+        key = (session.get_bind().url.render_as_string(hide_password=True), versions[0])
+        with self._known_lock:
+            if self._known[0] != key:
+                self._known = (key, {})
+            return self._known[1].setdefault(name, {})
 
     @staticmethod
     def _wanted(name: str, dim) -> bool:
