@@ -21,7 +21,8 @@ from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
 from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
 from crm.extensions import db
 from crm.firms.models import Firm
-from crm.orgs.models import Campaign
+from crm.core.models import Industry
+from crm.orgs.models import Campaign, Organisation
 from crm.visits.models import Visit, visit_companion
 from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
     REFERENCE, _bulk_writes, _edit_needs, _facts, _plain, _service_writes, random_filter, site,
@@ -358,8 +359,6 @@ def test_a_placed_write_committed_by_another_worker_between_two_views_of_one_tra
     (newer) version first, and must not be filed with older parts."""
     from sqlalchemy.orm import Session
 
-    from crm.orgs.models import Campaign
-
     snap = snapshots.SnapshotBackend(inner=small, shared=True)
     campaigns = list(db.session.scalars(sa.select(Campaign.id).order_by(Campaign.id)))
     first, last = MetricFilter(campaigns[0]), MetricFilter(campaigns[-1])
@@ -540,3 +539,27 @@ def test_events_organisers_and_users_banks_kept_for_refreshes_are_read_again_aft
     second.is_deleted = True
     db.session.commit()
     _exact(small, f)
+
+
+def test_breakdown_labels_kept_between_views_follow_a_renamed_bank_and_industry(small):
+    """The labels and codes come from reference tables kept per global count (``ShardedBackend.names``): renaming a
+    bank or an industry moves that count, so the next view shows the new names."""
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    bank = facts["banks"][0]
+    with scoped(SYSTEM):
+        first = compute_metrics(f, ("bank", "industry"), backend=small)
+    db.session.commit()
+    assert str(bank.id) in first.labels["bank"] and small.known("names")
+    db.session.commit()
+    industry = next(k for k in first.breakdowns["industry"] if k != metrics.NONE_KEY)
+    db.session.get(Organisation, bank.id).short_name = "改名银行"
+    db.session.get(Industry, industry).name_zh = "改名产业"
+    db.session.commit()
+    with scoped(SYSTEM):
+        got = compute_metrics(f, ("bank", "industry"), backend=small)
+        expected = compute_metrics(f, ("bank", "industry"), backend=REFERENCE)
+    db.session.commit()
+    assert got.labels["bank"][str(bank.id)] == "改名银行"
+    assert got.labels["industry"][industry] == expected.labels["industry"][industry]  # (zh or en, as the request)
+    assert _plain(got) == _plain(expected)

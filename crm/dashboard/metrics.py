@@ -739,47 +739,67 @@ def _finish(raw: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def _labels(dim: str, keys: Iterable[str]) -> dict[str, str]:
-    """Display names of breakdown keys (one query per dimension)."""
-    keys = [k for k in keys if k != NONE_KEY]
-    zh = _lang_is_zh()
-    labels: dict[str, str] = {NONE_KEY: "未指定" if zh else "Unspecified"}
-    # The look-up runs even for no keys, so the number of statements never depends on the data.
-    if dim == "industry":
-        for code, name_zh, name_en in db.session.execute(
-                sa.select(Industry.code, Industry.name_zh, Industry.name_en).where(Industry.code.in_(keys))):
-            labels[code] = name_zh if zh else name_en
-    elif dim == "district":
-        for code, name in db.session.execute(sa.select(Area.code, Area.name).where(Area.code.in_(keys))):
-            labels[code] = name
-    elif dim == "street":
-        for sid, name in db.session.execute(
-                sa.select(Street.id, Street.name).where(Street.id.in_([int(k) for k in keys]))):
-            labels[str(sid)] = name
-    elif dim in ("bank", "branch"):
-        for oid, name, short in db.session.execute(
-                sa.select(Organisation.id, Organisation.name, Organisation.short_name)
-                .where(Organisation.id.in_([int(k) for k in keys]))):
-            labels[str(oid)] = short or name
-    for k in keys:
-        labels.setdefault(k, k)
-    return labels
+class Names:
+    """The display names of breakdown keys, the industries' order and the banks' codes, from the reference tables
+    (industries, districts, streets, organisations), each read whole, once, when first asked (``tables``: a place a
+    backend keeps them between views, see ``ShardedBackend.known``; the tables are a few hundred rows)."""
+
+    def __init__(self, tables: Optional[dict] = None):
+        self.tables = {} if tables is None else tables
+
+    def _table(self, name: str) -> dict:
+        table = self.tables.get(name)
+        if table is None:
+            stmt = {
+                "industry": sa.select(Industry.code, Industry.name_zh, Industry.name_en)
+                .order_by(Industry.sort_order, Industry.code),
+                "district": sa.select(Area.code, Area.name),
+                "street": sa.select(sa.cast(Street.id, sa.String), Street.name),
+                "organisation": sa.select(sa.cast(Organisation.id, sa.String), Organisation.name,
+                                          Organisation.short_name, Organisation.code),
+            }[name]
+            table = self.tables[name] = {key: tuple(rest) for key, *rest in db.session.execute(stmt)}
+        return table
+
+    def labels(self, dim: str, keys: Iterable[str]) -> dict[str, str]:
+        """Display names of breakdown keys (a key with none is its own label)."""
+        zh = _lang_is_zh()
+        labels: dict[str, str] = {NONE_KEY: "未指定" if zh else "Unspecified"}
+        table = {"industry": "industry", "district": "district", "street": "street", "bank": "organisation",
+                 "branch": "organisation"}.get(dim)
+        rows = self._table(table) if table else {}
+        for k in keys:
+            if k == NONE_KEY:
+                continue
+            row = rows.get(k)
+            if row is None:
+                labels[k] = k
+            elif dim == "industry":
+                labels[k] = row[0] if zh else row[1]
+            elif dim in ("bank", "branch"):
+                labels[k] = row[1] or row[0]
+            else:
+                labels[k] = row[0]
+        return labels
+
+    def sort_keys(self, dim: str, groups: dict[str, dict], labels: dict[str, str]) -> list[str]:
+        if dim == "month":
+            return sorted(groups, key=lambda k: (k == NONE_KEY, k))
+        if dim == "industry":
+            order = {code: i for i, code in enumerate(self._table("industry"))}
+            return sorted(groups, key=lambda k: (k == NONE_KEY, order.get(k, 999), k))
+        return sorted(groups, key=lambda k: (k == NONE_KEY, labels.get(k, k)))
+
+    def codes(self, keys: Iterable[str]) -> dict[str, str]:
+        """The organisation codes of bank or branch keys."""
+        rows = self._table("organisation")
+        return {k: rows[k][2] for k in keys if k in rows}
 
 
 def _lang_is_zh() -> bool:
     from crm.dashboard.definitions import _lang
 
     return _lang(None) != "en"
-
-
-def _sort_keys(dim: str, groups: dict[str, dict], labels: dict[str, str]) -> list[str]:
-    if dim == "month":
-        return sorted(groups, key=lambda k: (k == NONE_KEY, k))
-    if dim == "industry":
-        order = {code: i for i, code in enumerate(db.session.scalars(
-            sa.select(Industry.code).order_by(Industry.sort_order)))}
-        return sorted(groups, key=lambda k: (k == NONE_KEY, order.get(k, 999), k))
-    return sorted(groups, key=lambda k: (k == NONE_KEY, labels.get(k, k)))
 
 
 def compute_metrics(f: MetricFilter, breakdowns: Iterable[str] = (), *,
@@ -812,17 +832,16 @@ def _compute_metrics(f: MetricFilter, breakdowns: Iterable[str], backend: Metric
                            meta={"sla_decided": raw_totals.get("_sla_decided", 0),
                                  "sla_hits": raw_totals.get("_sla_hits", 0),
                                  "calendar_provisional": bool(raw_totals.get("_calendar_provisional", False))})
+    names = getattr(backend, "names", Names)()  # a backend may keep the reference tables between views
     for dim in breakdowns:
         keys = keys_for_dimension(dim)
         raw = raws[dim]
-        labels = _labels(dim, raw.keys())
+        labels = names.labels(dim, raw.keys())
         groups = {k: _finish(v, keys) for k, v in raw.items()}
-        result.breakdowns[dim] = {k: groups[k] for k in _sort_keys(dim, groups, labels)}
+        result.breakdowns[dim] = {k: groups[k] for k in names.sort_keys(dim, groups, labels)}
         result.labels[dim] = labels
         if dim in ("bank", "branch"):
-            ids = [int(k) for k in raw if k not in (None, NONE_KEY)]
-            result.codes[dim] = {str(i): code for i, code in db.session.execute(
-                sa.select(Organisation.id, Organisation.code).where(Organisation.id.in_(ids)))}
+            result.codes[dim] = names.codes(k for k in raw if k not in (None, NONE_KEY))
     return result
 
 

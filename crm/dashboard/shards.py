@@ -46,7 +46,7 @@ from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import FastSqlBackend, per_transaction
-from crm.dashboard.metrics import _FAMILY_DIMS, ShardSpec, _key, shard_ranges
+from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _key, shard_ranges
 from crm.extensions import db
 
 __all__ = ["ShardedBackend", "PARTS"]
@@ -233,13 +233,18 @@ class ShardedBackend(FastSqlBackend):
                 .order_by(User.id)))
         return known[shards]
 
+    def names(self) -> Names:
+        """The breakdowns' labels and codes from reference tables kept with the other :meth:`known` facts (every
+        write to industries, districts, streets and organisations bumps the global count)."""
+        return Names(self.known("names"))
+
     def known(self, name: str) -> dict:
         """Facts read from tables every write to which bumps the global count (a user's bank, a new user, an
         event's organisers: ``snapshots.COLUMN_SENSITIVE``, not placed), kept while the count this transaction
         read holds: a fact read under an older count is never used under a newer one."""
         session = db.session()
-        versions = self._versions(session)
-        if versions is None:
+        versions = None if snapshots.transaction_has_written(session) else self._versions(session)
+        if versions is None:  # (its own uncommitted writes may have changed them)
             return {}
         key = (session.get_bind().url.render_as_string(hide_password=True), versions[0])
         with self._known_lock:
