@@ -453,12 +453,13 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
     user_shards = sorted({u // 2 for u in db.session.scalars(sa.select(User.id))})
     filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(10)]
     scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][facts["banks"][1].id][0])]
-    counted = {"visits": 0, "reached": 0, "staff": 0}
+    counted = {"visits": 0, "reached": 0, "attendances": 0, "staff": 0}
     for scope in scopes:
         with scoped(scope):
             for f in filters:
                 c = metrics._resolve(f, db.session.get(Campaign, f.campaign_id))
-                for family, space in (("visits", "firm"), ("reached", "firm"), ("staff", "user")):
+                for family, space in (("visits", "firm"), ("reached", "firm"), ("attendances", "firm"),
+                                      ("staff", "user")):
                     dims = tuple(d for d in (None, *DIMENSIONS) if d is None or d in metrics._FAMILY_DIMS[family])
                     few = tuple(sorted(rng.sample(firm_shards if space == "firm" else user_shards, 3)))
                     spec = metrics.ShardSpec(4, 2, firm=few if space == "firm" else None,
@@ -563,3 +564,20 @@ def test_breakdown_labels_kept_between_views_follow_a_renamed_bank_and_industry(
     assert got.labels["bank"][str(bank.id)] == "改名银行"
     assert got.labels["industry"][industry] == expected.labels["industry"][industry]  # (zh or en, as the request)
     assert _plain(got) == _plain(expected)
+
+
+@pytest.mark.parametrize("fine_visits", [0, 10**9])
+def test_whole_views_equal_the_reference_counted_by_breakdown_or_from_their_rows(small, monkeypatch, fine_visits):
+    """A view computed whole counts its visit families by one statement per breakdown (more visits than
+    ``FINE_VISITS``) or from one read of their rows (at most that many), staff always from their rows: every
+    breakdown equals the reference either way, for the bureau and a bank user."""
+    from crm.dashboard import fastsql
+
+    monkeypatch.setattr(fastsql, "FINE_VISITS", fine_visits)
+    facts = _facts()
+    _awkward_people_and_organisers(facts)
+    rng = random.Random(fine_visits % 1000)
+    filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(8)]
+    scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][facts["banks"][1].id][0])]
+    _check(small, filters, scopes)
+    assert small.stats["cold"] >= len(filters) * (len(DIMENSIONS) + 1) and not small.stats["refreshed"]

@@ -161,16 +161,12 @@ class ShardedBackend(FastSqlBackend):
         scope = current_scope()
         database = session.get_bind().url.render_as_string(hide_password=True)
         self._tune()
-        entries, kept = {}, {}
-        for dim in dims:
-            key = (database, global_version, scope.bank_id, scope.all_banks, c, dim)
-            entry = self._entries.get(key, take=True)  # (another thread computes its own meanwhile)
-            if entry is None:
-                entry = self._compute_whole(c, dim, current)
-                self.stats["cold"] += 1
-            else:
-                kept[dim] = entry
-            entries[dim] = (key, entry)
+        keys = {dim: (database, global_version, scope.bank_id, scope.all_banks, c, dim) for dim in dims}
+        kept = {dim: self._entries.get(key, take=True) for dim, key in keys.items()}  # (another thread computes
+        kept = {dim: entry for dim, entry in kept.items() if entry is not None}  # its own meanwhile)
+        cold = self._compute_whole(c, tuple(dim for dim in dims if dim not in kept), current)
+        self.stats["cold"] += len(cold)
+        entries = {dim: (keys[dim], kept[dim] if dim in kept else cold[dim]) for dim in dims}
         refreshed = self._refresh(kept, c, current)
         self.stats["refreshed"] += len(refreshed)
         self.stats["reused"] += len(kept) - len(refreshed)
@@ -256,19 +252,23 @@ class ShardedBackend(FastSqlBackend):
     def _wanted(name: str, dim) -> bool:
         return dim is None or any(dim in _FAMILY_DIMS[family] for family in PARTS[name].families)
 
-    def _compute_whole(self, c, dim, current) -> _Entry:
-        entry = _Entry()
+    def _compute_whole(self, c, dims: tuple, current) -> dict:
+        """{dim: a new entry} holding every shard's parts of the view by each of ``dims`` (none: {})."""
+        entries = {dim: _Entry() for dim in dims}
         for name in PARTS:
-            if self._wanted(name, dim):
-                for shard, part in self._parts(c, (dim,), name, None)[dim].items():
-                    entry.put(name, shard, part)
-        entry.versions = {source: dict(versions) for source, versions in current.items()}
-        for family in WHOLE_FAMILIES:
-            if dim is not None and dim not in _FAMILY_DIMS[family]:
-                continue
-            for values, *keys in getattr(self, f"_{family}")(c, dim):
-                entry.whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
-        return entry
+            wanted = tuple(dim for dim in dims if self._wanted(name, dim))
+            if wanted:
+                for dim, parts in self._parts(c, wanted, name, None).items():
+                    for shard, part in parts.items():
+                        entries[dim].put(name, shard, part)
+        for dim, entry in entries.items():
+            entry.versions = {source: dict(versions) for source, versions in current.items()}
+            for family in WHOLE_FAMILIES:
+                if dim is not None and dim not in _FAMILY_DIMS[family]:
+                    continue
+                for values, *keys in getattr(self, f"_{family}")(c, dim):
+                    entry.whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
+        return entries
 
     def _refresh(self, entries: dict, c, current) -> set:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
@@ -293,8 +293,8 @@ class ShardedBackend(FastSqlBackend):
                 for dim, shards in several.items():
                     for shard in shards:
                         entries[dim].put(name, shard, parts[dim].get(shard))
-            for dim in jobs.keys() - several.keys():  # too many: the part is recomputed in one grouped pass
-                parts = self._parts(c, (dim,), name, None)[dim]
+            many = tuple(jobs.keys() - several.keys())  # too many: the part is recomputed in one grouped pass
+            for dim, parts in (self._parts(c, many, name, None) if many else {}).items():
                 shards = set(entries[dim].parts[name]) | set(parts)
                 for shard in shards:
                     entries[dim].put(name, shard, parts.get(shard))
