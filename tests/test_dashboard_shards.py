@@ -453,13 +453,15 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
     user_shards = sorted({u // 2 for u in db.session.scalars(sa.select(User.id))})
     filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(10)]
     scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][facts["banks"][1].id][0])]
-    counted = {"visits": 0, "reached": 0, "attendances": 0, "staff": 0}
+    counted = {"visits": 0, "reached": 0, "attendances": 0, "staff": 0, "approved": 0, "ip_registered": 0,
+               "disbursed": 0, "applied": 0, "sla": 0}
     for scope in scopes:
         with scoped(scope):
             for f in filters:
                 c = metrics._resolve(f, db.session.get(Campaign, f.campaign_id))
                 for family, space in (("visits", "firm"), ("reached", "firm"), ("attendances", "firm"),
-                                      ("staff", "user")):
+                                      ("staff", "user"), ("approved", "firm"), ("ip_registered", "firm"),
+                                      ("disbursed", "firm"), ("applied", "firm"), ("sla", "firm")):
                     dims = tuple(d for d in (None, *DIMENSIONS) if d is None or d in metrics._FAMILY_DIMS[family])
                     few = tuple(sorted(rng.sample(firm_shards if space == "firm" else user_shards, 3)))
                     spec = metrics.ShardSpec(4, 2, firm=few if space == "firm" else None,
@@ -474,7 +476,7 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
                         assert _by_group(dim, got[dim]) == expected, (family, dim, f, scope)
                         counted[family] += bool(expected)
     db.session.commit()
-    assert all(n >= 20 for n in counted.values()), counted
+    assert all(n >= 5 for n in counted.values()), sorted(counted.items())
 
 
 def _touch_visit_of(firm_id: int) -> None:

@@ -26,9 +26,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from crm.auth.models import User
+from crm.credit.models import APPROVED_STAGES, DECIDED_STAGES, CreditApplication, Pledge
 from crm.dashboard.metrics import (
-    SqlBackend, _bank_user_conds, _checkin_conds, _Ctx, _event_staff_from, _few_shards, _firm_conds, _group, _grouped_rows, _month,
-    _shard_conds, _shard_of, _staff_grouped, _staff_parts, _visit_conds,
+    SqlBackend, _apps_from, _bank_user_conds, _checkin_conds, _Ctx, _event_staff_from, _few_shards, _firm_conds,
+    _group, _grouped_rows, _ip_product_codes, _month, _overrides, _shard_conds, _shard_of, _staff_grouped,
+    _staff_parts, _tier_days_expr, _visit_conds, _workdays,
 )
 from crm.events.models import Event, Registration, event_organiser
 from crm.extensions import db
@@ -45,8 +47,11 @@ _WORK_MEM_SET = "crm_dashboard_work_mem"
 _VISIT_GRAIN = "crm_dashboard_visit_grain"
 _CHECKIN_GRAIN = "crm_dashboard_checkin_grain"
 _FEW_VISITS = "crm_dashboard_few_visits"
+_CREDIT_GRAIN = "crm_dashboard_credit_grain"
 #: a whole view with at most this many visits counts its breakdowns from its rows (FastSqlBackend.family_rows)
 FINE_VISITS = 15_000
+#: the families counted from their rows whatever the view (FastSqlBackend.family_rows)
+ROWS_ARE_FEW = frozenset({"staff", "approved", "ip_registered", "disbursed", "applied", "sla"})
 
 #: the firm attribute behind each firm breakdown
 _FIRM_ATTRIBUTE = {"industry": Firm.industry_code, "district": Firm.area_code, "street": Firm.street_id}
@@ -172,15 +177,16 @@ class FastSqlBackend(SqlBackend):
 
         The families over visits and check-ins can read their rows once, at the finest grain any of ``dims`` needs
         (each firm's visits per bank, branch, month and firm attribute; each firm's check-ins per event; each
-        person's visits per bank, branch and month, and events staffed), and count every breakdown here: one
-        statement instead of one per breakdown, over the same rows and conditions, so the same numbers. Staff
-        always do (a few rows per person); the others when the view holds a few shards (a kept view refreshed
-        after a write, ``crm.dashboard.shards``) or at most ``FINE_VISITS`` visits: beyond that, counting a row
-        per firm in Python costs more than one grouped statement per breakdown (scale 1, a bank's campaign year of
-        126,000 visits: 1.4 s against 0.9 s; a quarter of one bank's firms of one industry, 7,500: 0.26 s against
-        0.7 s)."""
+        person's visits per bank, branch and month, and events staffed; each application, once for the five credit
+        families), and count every breakdown here: one statement instead of one per breakdown, over the same rows
+        and conditions, so the same numbers. Staff and credit always do (``ROWS_ARE_FEW``: a few rows per person,
+        12,500 applications in a campaign year at scale 1); visits, firms reached and attendances when the view
+        holds a few shards (a kept view refreshed after a write, ``crm.dashboard.shards``) or at most
+        ``FINE_VISITS`` visits: beyond that, counting a row per firm in Python costs more than one grouped
+        statement per breakdown (scale 1, a bank's campaign year of 126,000 visits: 1.4 s against 0.9 s; a quarter
+        of one bank's firms of one industry, 7,500: 0.26 s against 0.7 s)."""
         by_dims = getattr(self, f"_{family}_by_dims", None)
-        if by_dims is not None and (family == "staff" or _few_shards(c) or self._few_visits(c)):
+        if by_dims is not None and (family in ROWS_ARE_FEW or _few_shards(c) or self._few_visits(c)):
             return by_dims(c, dims)
         return {dim: getattr(self, f"_{family}")(c, dim) for dim in dims}
 
@@ -258,6 +264,93 @@ class FastSqlBackend(SqlBackend):
                            lambda firm_id, event_id: (event_id, firm_id))
         return found.rows("firm_attendances")
 
+    # credit: one read of the applications any of the five families counts
+    def _credit_grain(self, c, attrs: tuple) -> list:
+        """One row per application whose decision, disbursement or acceptance falls in the window (the
+        families' own conditions otherwise, ``metrics._apps_from``), with what each family reads, and the sum and
+        number of its registered pledges; once for the five credit families."""
+        def read():
+            app = CreditApplication
+            in_window = [sa.and_(col >= c.start, col <= c.end)
+                         for col in (app.decided_on, app.disbursed_on, app.accepted_on)]
+            pledges = (sa.select(Pledge.application_id, sa.func.count().label("n"),
+                                 sa.func.sum(Pledge.secured_fen).label("fen"))
+                       .where(Pledge.registered_on.is_not(None)).group_by(Pledge.application_id).subquery())
+            stmt = (_apps_from(c, app.firm_id, app.bank_id, app.branch_id, app.stage,
+                               app.product_code.in_(_ip_product_codes()), app.decided_on, app.disbursed_on,
+                               app.accepted_on, app.approved_fen, app.disbursed_fen, _tier_days_expr(),
+                               app.discount_bp, app.high_tech_at_decision, app.is_first_loan, pledges.c.n,
+                               pledges.c.fen, *(_FIRM_ATTRIBUTE[dim] for dim in attrs),
+                               date_col=None, extra=[sa.or_(*in_window)])
+                    .outerjoin(pledges, pledges.c.application_id == app.id))
+            return db.session.execute(stmt).all()
+
+        return per_transaction(_CREDIT_GRAIN, (c, attrs), read)
+
+    def _credit_rows(self, c, dims):
+        """(application row, {dim: its group for the family's date}, shard) per application, by family date."""
+        attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
+        width = c.shards.firm_width
+        for row in self._credit_grain(c, attrs):
+            at = {"bank": row.bank_id, "branch": row.branch_id, **dict(zip(attrs, row[16:]))}
+            yield row, at, row.firm_id // width
+
+    def _in_window(self, c, day) -> bool:
+        return day is not None and c.start <= day <= c.end
+
+    def _approved_by_dims(self, c, dims):
+        acc = _Sums(dims)
+        for row, at, shard in self._credit_rows(c, dims):
+            if row.stage not in APPROVED_STAGES or not self._in_window(c, row.decided_on):
+                continue
+            fen, is_ip, discounted = row.approved_fen or 0, bool(row[4]), row.discount_bp is not None
+            acc.add(shard, {**at, "month": _month_of(row.decided_on)}, {
+                "_credit_fen": fen, "ip_pledge_deals": int(is_ip), "_ip_fen": fen if is_ip else 0,
+                "_discount_num": fen * row.discount_bp if discounted else 0,
+                "_discount_den": fen if discounted else 0,
+            }, {"credit_firms": row.firm_id,
+                "credit_firms_high_tech": row.firm_id if row.high_tech_at_decision is True else None,
+                "first_loan_firms": row.firm_id if row.is_first_loan is True else None})
+        return acc.rows()
+
+    def _ip_registered_by_dims(self, c, dims):
+        acc = _Sums(dims)
+        for row, at, shard in self._credit_rows(c, dims):
+            if (row.stage in APPROVED_STAGES and self._in_window(c, row.decided_on) and row[4]
+                    and row.n):  # the reference's inner join to registered pledges: none, no row
+                acc.add(shard, {**at, "month": _month_of(row.decided_on)},
+                        {"_ip_registered_fen": row.fen or 0}, {})
+        return acc.rows()
+
+    def _disbursed_by_dims(self, c, dims):
+        acc = _Sums(dims)
+        for row, at, shard in self._credit_rows(c, dims):
+            if self._in_window(c, row.disbursed_on):
+                acc.add(shard, {**at, "month": _month_of(row.disbursed_on)},
+                        {"_disbursed_fen": row.disbursed_fen or 0}, {"disbursed_firms": row.firm_id})
+        return acc.rows()
+
+    def _applied_by_dims(self, c, dims):
+        acc = _Sums(dims)
+        for row, at, shard in self._credit_rows(c, dims):
+            if self._in_window(c, row.accepted_on):
+                acc.add(shard, {**at, "month": _month_of(row.accepted_on)}, {}, {"firms_applied": row.firm_id})
+        return acc.rows()
+
+    def _sla_by_dims(self, c, dims):
+        """Decided applications: a hit when its working days are within its tier's (``SqlBackend._sla``); a
+        group's calendar is provisional when any of its applications' is."""
+        acc = _Sums(dims)
+        overrides = frozenset(_overrides().items())
+        for row, at, shard in self._credit_rows(c, dims):
+            if row.stage not in DECIDED_STAGES or not self._in_window(c, row.decided_on):
+                continue
+            count = _workdays(row.accepted_on, row.decided_on, overrides)
+            acc.add(shard, {**at, "month": _month_of(row.decided_on)},
+                    {"_sla_decided": 1, "_sla_hits": int(count.count <= row[10])},
+                    {"_calendar_provisional": True if count.provisional else None})
+        return acc.rows()
+
     def _staff_by_dims(self, c, dims):
         found = _Distinct(dims)
         width = c.shards.user_width
@@ -323,6 +416,36 @@ def _read_organisers(event_ids: list) -> dict:
             branches.setdefault(event_id, set()).add(org_id)
     return {e: (tuple(banks[e]), tuple(branches.get(e, ())) or (None,)) if e in banks else _NO_ORGANISER
             for e in event_ids}
+
+
+def _month_of(day) -> str:
+    """The month key of a date, as ``metrics._month`` gives it in SQL."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+class _Sums:
+    """Sums and distinct counts per breakdown group and shard (``_Distinct`` with sums beside)."""
+
+    def __init__(self, dims: tuple):
+        self.found: dict = {dim: {} for dim in dims}
+
+    def add(self, shard: int, at: dict, sums: dict, members: dict) -> None:
+        """Add ``sums`` and the ``members`` (None: not one) of each distinct count to the row's group of each
+        breakdown (``at[dim]``) in ``shard``."""
+        for dim, found in self.found.items():
+            key = (shard,) if dim is None else (at[dim], shard)
+            group = found.get(key)
+            if group is None:
+                group = found[key] = ({k: 0 for k in sums}, {k: set() for k in members})
+            for k, v in sums.items():
+                group[0][k] += v
+            for k, member in members.items():
+                if member is not None:
+                    group[1][k].add(member)
+
+    def rows(self) -> dict:
+        return {dim: [({**totals, **{k: len(v) for k, v in members.items()}}, *key)
+                      for key, (totals, members) in found.items()] for dim, found in self.found.items()}
 
 
 class _Distinct:

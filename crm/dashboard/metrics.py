@@ -341,7 +341,10 @@ def _checkin_conds(c: _Ctx) -> list:
 
 
 def _apps_from(c: _Ctx, *cols, date_col, extra: Iterable = ()) -> sa.Select:
-    conds = [CreditApplication.campaign_id == c.campaign_id, date_col >= c.start, date_col <= c.end,
+    """The campaign's applications whose ``date_col`` is in the window (None: ``extra`` says which), of firms
+    passing the firm filters, of the bank and branch filtered."""
+    window = [] if date_col is None else [date_col >= c.start, date_col <= c.end]
+    conds = [CreditApplication.campaign_id == c.campaign_id, *window,
              *_firm_conds(c), *_false_if_empty(c), *_shard_conds(c, CreditApplication.firm_id), *extra]
     if c.bank_id is not None:
         conds.append(CreditApplication.bank_id == c.bank_id)
