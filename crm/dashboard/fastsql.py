@@ -38,12 +38,14 @@ from crm.firms.models import Firm
 from crm.orgs.models import Organisation, OrgKind
 from crm.visits.models import Visit, visit_companion
 
-__all__ = ["FastSqlBackend", "per_transaction"]
+__all__ = ["FastSqlBackend", "per_transaction", "forget_view_rows"]
 
 #: in Session.info: the transaction in which PostgreSQL's work_mem was raised
 _WORK_MEM_SET = "crm_dashboard_work_mem"
-#: in Session.info: the visit and check-in rows of the shards being computed (FastSqlBackend._visit_grain and
-#: _checkin_grain), and whether a view's visits are few (_few_visits)
+#: in Session.info: rows read for the view being computed (_for_view), by name: the visit, check-in and
+#: application rows of its shards (FastSqlBackend._visit_grain, _checkin_grain, _credit_grain), whether its
+#: visits are few (_few_visits)
+_VIEW_ROWS = "crm_dashboard_view_rows"
 _VISIT_GRAIN = "crm_dashboard_visit_grain"
 _CHECKIN_GRAIN = "crm_dashboard_checkin_grain"
 _FEW_VISITS = "crm_dashboard_few_visits"
@@ -67,6 +69,24 @@ def per_transaction(name: str, key, compute):
         held = (transaction, key, compute())
         session.info[name] = held
     return held[2]
+
+
+def _for_view(name: str, key, compute):
+    """``compute()``, remembered in the request's Session under ``name`` and ``key`` for the view being computed:
+    rows that several families count (see :meth:`FastSqlBackend.family_rows`). Never beyond the view
+    (:func:`forget_view_rows`): a later view of the same transaction may see rows another worker committed since
+    (PostgreSQL reads committed rows at each statement, and so does SQLite between statements here), and its
+    parts are filed under the versions it read, so it must read them again."""
+    held = db.session().info.setdefault(_VIEW_ROWS, {})
+    got = held.get(name)
+    if got is None or got[0] != key:
+        got = held[name] = (key, compute())
+    return got[1]
+
+
+def forget_view_rows() -> None:
+    """Drop the rows :func:`_for_view` kept (a view is computed, or about to be)."""
+    db.session().info.pop(_VIEW_ROWS, None)
 
 
 def _visit_rows(c: _Ctx, *cols) -> sa.Select:
@@ -186,7 +206,8 @@ class FastSqlBackend(SqlBackend):
         statement per breakdown (scale 1, a bank's campaign year of 126,000 visits: 1.4 s against 0.9 s; a quarter
         of one bank's firms of one industry, 7,500: 0.26 s against 0.7 s)."""
         by_dims = getattr(self, f"_{family}_by_dims", None)
-        if by_dims is not None and (family in ROWS_ARE_FEW or _few_shards(c) or self._few_visits(c)):
+        if by_dims is not None and c.shards is not None and (
+                family in ROWS_ARE_FEW or _few_shards(c) or self._few_visits(c)):
             return by_dims(c, dims)
         return {dim: getattr(self, f"_{family}")(c, dim) for dim in dims}
 
@@ -196,7 +217,7 @@ class FastSqlBackend(SqlBackend):
             first = self.visits_from(c, sa.literal(1)).limit(FINE_VISITS + 1).subquery()
             return db.session.scalar(sa.select(sa.func.count()).select_from(first)) <= FINE_VISITS
 
-        return per_transaction(_FEW_VISITS, c, count)
+        return _for_view(_FEW_VISITS, c, count)
 
     def _visit_grain(self, c, attrs: tuple) -> list:
         """(firm, bank, branch, month, *its ``attrs``, visits, any with a need) for the visits of ``c``'s shards,
@@ -208,7 +229,7 @@ class FastSqlBackend(SqlBackend):
             stmt = self.visits_from(c, *keys, sa.func.count(), sa.func.max(need))
             return db.session.execute(_with_firm(stmt, c, attrs, Visit.firm_id).group_by(*keys)).all()
 
-        return per_transaction(_VISIT_GRAIN, (c, attrs), read)
+        return _for_view(_VISIT_GRAIN, (c, attrs), read)
 
     def _visits_by_dims(self, c, dims):
         attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
@@ -241,7 +262,7 @@ class FastSqlBackend(SqlBackend):
     def _checkin_grain(self, c, attrs: tuple) -> list:
         """(firm, event, month held, *the firm's ``attrs``) for the check-ins of ``c``'s shards, once for the
         firms-reached and attendances families."""
-        return per_transaction(_CHECKIN_GRAIN, (c, attrs), lambda: db.session.execute(_with_firm(
+        return _for_view(_CHECKIN_GRAIN, (c, attrs), lambda: db.session.execute(_with_firm(
             self.attendances_from(c, Registration.firm_id, Registration.event_id, _month(Event.held_on),
                                   *(_FIRM_ATTRIBUTE[dim] for dim in attrs)),
             c, attrs, Registration.firm_id).distinct()).all())
@@ -285,7 +306,7 @@ class FastSqlBackend(SqlBackend):
                     .outerjoin(pledges, pledges.c.application_id == app.id))
             return db.session.execute(stmt).all()
 
-        return per_transaction(_CREDIT_GRAIN, (c, attrs), read)
+        return _for_view(_CREDIT_GRAIN, (c, attrs), read)
 
     def _credit_rows(self, c, dims):
         """(application row, {dim: its group for the family's date}, shard) per application, by family date."""

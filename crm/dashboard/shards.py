@@ -45,7 +45,7 @@ import sqlalchemy as sa
 from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
-from crm.dashboard.fastsql import FastSqlBackend, per_transaction
+from crm.dashboard.fastsql import FastSqlBackend, forget_view_rows, per_transaction
 from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _key, shard_ranges
 from crm.extensions import db
 
@@ -157,6 +157,13 @@ class ShardedBackend(FastSqlBackend):
             self.stats["bypassed"] += len(dims)
             compute = super().aggregate
             return {dim: compute(c, dim) for dim in dims}
+        forget_view_rows()  # (the rows its families share are read again for each view)
+        try:
+            return self._aggregate_kept(session, c, dims, versions)
+        finally:
+            forget_view_rows()
+
+    def _aggregate_kept(self, session, c, dims, versions) -> dict:
         global_version, current = versions
         scope = current_scope()
         database = session.get_bind().url.render_as_string(hide_password=True)
