@@ -309,7 +309,8 @@ class FastSqlBackend(SqlBackend):
         return _for_view(_CREDIT_GRAIN, (c, attrs), read)
 
     def _credit_rows(self, c, dims):
-        """(application row, {dim: its group for the family's date}, shard) per application, by family date."""
+        """(application row, {dim: its group}, shard) per application; each family adds the month of its own
+        date."""
         attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
         width = c.shards.firm_width
         for row in self._credit_grain(c, attrs):
