@@ -131,7 +131,7 @@ class AuditEntry(db.Model):
     before: Mapped[Optional[str]] = mapped_column(sa.Text)
     after: Mapped[Optional[str]] = mapped_column(sa.Text)
     detail: Mapped[str] = mapped_column(sa.String(500), default="")
-    __table_args__ = (sa.Index("ix_audit_entry_object", "object_type", "object_id"),)
+    __table_args__ = (sa.Index("ix_audit_entry_object", "object_type", "object_id", "bank_id"),)
 
     @classmethod
     def __tenant_criteria__(cls, bank_id):

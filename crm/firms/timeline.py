@@ -129,10 +129,14 @@ def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecor
         sa.select(AuditEntry).where(AuditEntry.object_type == "firm", AuditEntry.object_id == firm.id)
         .order_by(AuditEntry.id.desc()).limit(limit).execution_options(skip_tenant_scope=True)
     ).all()
-    conds = [sa.and_(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids))
-             for t, ids in related.items() if not isinstance(ids, list) or ids]
+    # one branch per kind of record, each found by (object_type, object_id): as one OR the planners walked the
+    # bank's whole audit trail newest first, testing every entry (SQLite, 10 ms per 10,000 entries of the bank)
+    ids = sa.union_all(*(
+        sa.select(AuditEntry.id).where(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids))
+        for t, ids in related.items() if not isinstance(ids, list) or ids)).subquery()
     other_entries = db.session.scalars(
-        sa.select(AuditEntry).where(sa.or_(*conds)).order_by(AuditEntry.id.desc()).limit(limit)
+        sa.select(AuditEntry).where(AuditEntry.id.in_(sa.select(ids.c.id))).order_by(AuditEntry.id.desc())
+        .limit(limit)
     ).all()
     entries = sorted({e.id: e for e in [*firm_entries, *other_entries]}.values(), key=lambda e: e.id, reverse=True)
     entries = entries[:limit]
