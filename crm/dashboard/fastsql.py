@@ -30,7 +30,7 @@ from crm.credit.models import APPROVED_STAGES, DECIDED_STAGES, CreditApplication
 from crm.dashboard.metrics import (
     SqlBackend, _apps_from, _bank_user_conds, _checkin_conds, _Ctx, _event_staff_from, _few_shards, _firm_conds,
     _group, _grouped_rows, _ip_product_codes, _month, _overrides, _shard_conds, _shard_of, _staff_grouped,
-    _staff_parts, _tier_days_expr, _visit_conds, _workdays,
+    _tier_days_expr, _visit_conds, _workdays,
 )
 from crm.events.models import Event, Registration, event_organiser
 from crm.extensions import db
@@ -188,8 +188,7 @@ class FastSqlBackend(SqlBackend):
             part = (sa.select(pairs.c.user_id, *([pairs.c.g] if g is not None else []))
                     .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
             selects.append(part.where(User.bank_id == pairs.c.g) if dim == "bank" else part)
-        staff, date_col, event_col = _staff_parts(c, self.visits_from)[2]  # the event staff part, as it is
-        return [*selects, _staff_grouped(staff, date_col, event_col, dim)]
+        return [*selects, _staff_grouped(_event_staff_from(c), Event.held_on, Event.id, dim)]  # (as it is)
 
     # -- every breakdown of a few shards at once ---------------------------------------------------------------
     def family_rows(self, family: str, c: _Ctx, dims: tuple) -> dict:
@@ -298,8 +297,9 @@ class FastSqlBackend(SqlBackend):
                                  sa.func.sum(Pledge.secured_fen).label("fen"))
                        .where(Pledge.registered_on.is_not(None)).group_by(Pledge.application_id).subquery())
             stmt = (_apps_from(c, app.firm_id, app.bank_id, app.branch_id, app.stage,
-                               app.product_code.in_(_ip_product_codes()), app.decided_on, app.disbursed_on,
-                               app.accepted_on, app.approved_fen, app.disbursed_fen, _tier_days_expr(),
+                               app.product_code.in_(_ip_product_codes()).label("is_ip"), app.decided_on,
+                               app.disbursed_on, app.accepted_on, app.approved_fen, app.disbursed_fen,
+                               _tier_days_expr().label("tier_days"),
                                app.discount_bp, app.high_tech_at_decision, app.is_first_loan, pledges.c.n,
                                pledges.c.fen, *(_FIRM_ATTRIBUTE[dim] for dim in attrs),
                                date_col=None, extra=[sa.or_(*in_window)])
@@ -314,7 +314,8 @@ class FastSqlBackend(SqlBackend):
         attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
         width = c.shards.firm_width
         for row in self._credit_grain(c, attrs):
-            at = {"bank": row.bank_id, "branch": row.branch_id, **dict(zip(attrs, row[16:]))}
+            values = row[len(row) - len(attrs):]  # (the firm attributes come last)
+            at = {"bank": row.bank_id, "branch": row.branch_id, **dict(zip(attrs, values))}
             yield row, at, row.firm_id // width
 
     def _in_window(self, c, day) -> bool:
@@ -325,7 +326,7 @@ class FastSqlBackend(SqlBackend):
         for row, at, shard in self._credit_rows(c, dims):
             if row.stage not in APPROVED_STAGES or not self._in_window(c, row.decided_on):
                 continue
-            fen, is_ip, discounted = row.approved_fen or 0, bool(row[4]), row.discount_bp is not None
+            fen, is_ip, discounted = row.approved_fen or 0, bool(row.is_ip), row.discount_bp is not None
             acc.add(shard, {**at, "month": _month_of(row.decided_on)}, {
                 "_credit_fen": fen, "ip_pledge_deals": int(is_ip), "_ip_fen": fen if is_ip else 0,
                 "_discount_num": fen * row.discount_bp if discounted else 0,
@@ -338,7 +339,7 @@ class FastSqlBackend(SqlBackend):
     def _ip_registered_by_dims(self, c, dims):
         acc = _Sums(dims)
         for row, at, shard in self._credit_rows(c, dims):
-            if (row.stage in APPROVED_STAGES and self._in_window(c, row.decided_on) and row[4]
+            if (row.stage in APPROVED_STAGES and self._in_window(c, row.decided_on) and row.is_ip
                     and row.n):  # the reference's inner join to registered pledges: none, no row
                 acc.add(shard, {**at, "month": _month_of(row.decided_on)},
                         {"_ip_registered_fen": row.fen or 0}, {})
@@ -369,7 +370,7 @@ class FastSqlBackend(SqlBackend):
                 continue
             count = _workdays(row.accepted_on, row.decided_on, overrides)
             acc.add(shard, {**at, "month": _month_of(row.decided_on)},
-                    {"_sla_decided": 1, "_sla_hits": int(count.count <= row[10])},
+                    {"_sla_decided": 1, "_sla_hits": int(count.count <= row.tier_days)},
                     {"_calendar_provisional": True if count.provisional else None})
         return acc.rows()
 
@@ -446,7 +447,9 @@ def _month_of(day) -> str:
 
 
 class _Sums:
-    """Sums and distinct counts per breakdown group and shard (``_Distinct`` with sums beside)."""
+    """Sums and distinct counts per breakdown group and shard (``_Distinct`` with sums beside): for the credit
+    families, whose rows belong to one group of each breakdown. (One class for both cost the row counting 10%
+    more: most rows are visits and check-ins, which need the distinct counts only.)"""
 
     def __init__(self, dims: tuple):
         self.found: dict = {dim: {} for dim in dims}
