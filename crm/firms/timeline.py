@@ -131,11 +131,11 @@ def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecor
     ).all()
     # one branch per kind of record, each found by (object_type, object_id): as one OR the planners walked the
     # bank's whole audit trail newest first, testing every entry (SQLite, 10 ms per 10,000 entries of the bank)
-    ids = sa.union_all(*(
-        sa.select(AuditEntry.id).where(AuditEntry.object_type == t, AuditEntry.object_id.in_(ids))
-        for t, ids in related.items() if not isinstance(ids, list) or ids)).subquery()
+    entry_ids = sa.union_all(*(
+        sa.select(AuditEntry.id).where(AuditEntry.object_type == kind, AuditEntry.object_id.in_(record_ids))
+        for kind, record_ids in related.items() if not isinstance(record_ids, list) or record_ids)).subquery()
     other_entries = db.session.scalars(
-        sa.select(AuditEntry).where(AuditEntry.id.in_(sa.select(ids.c.id))).order_by(AuditEntry.id.desc())
+        sa.select(AuditEntry).where(AuditEntry.id.in_(sa.select(entry_ids.c.id))).order_by(AuditEntry.id.desc())
         .limit(limit)
     ).all()
     entries = sorted({e.id: e for e in [*firm_entries, *other_entries]}.values(), key=lambda e: e.id, reverse=True)
