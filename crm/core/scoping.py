@@ -116,8 +116,8 @@ def _bank_options(bank_id: int) -> tuple:
     becomes a bound parameter extracted anew for every bank, so one compiled statement serves every
     bank and two banks never share a value. The lambda is resolved per model at compile time
     (``__tenant_criteria__`` must return the same SQL shape for any bank id, which a plain
-    comparison or ``IN (subquery)`` on it does). Options are immutable, so reusing them across
-    statements, sessions and threads is safe.
+    comparison, an ``IN (subquery)`` or a correlated ``EXISTS`` on it does). Options are immutable, so
+    reusing them across statements, sessions and threads is safe.
     """
     return tuple(
         with_loader_criteria(model, lambda cls: cls.__tenant_criteria__(bank_id), include_aliases=True,

@@ -61,12 +61,17 @@ event_staff = sa.Table(
 )
 
 
-def _organised_by(bank_id):
-    """Ids of the events organised by a bank or one of its branches."""
-    bank_orgs = sa.select(Organisation.id).where(
-        sa.or_(Organisation.id == bank_id, Organisation.parent_id == bank_id)
-    )
-    return sa.select(event_organiser.c.event_id).where(event_organiser.c.org_id.in_(bank_orgs))
+def _organised_by(event_id, bank_id):
+    """Whether the event ``event_id`` (a column of the outer statement) is organised by the bank or one of its
+    branches.
+
+    A correlated EXISTS, probed per row through the organisers' (event_id, org_id) key: an ``IN (subquery)``
+    made SQLite list every organiser row of the campaign (16,000 at scale 1, about 1 ms) to show one firm's
+    three registrations on its page.
+    """
+    return sa.exists().where(
+        event_organiser.c.event_id == event_id, event_organiser.c.org_id == Organisation.id,
+        sa.or_(Organisation.id == bank_id, Organisation.parent_id == bank_id))
 
 
 @tenant_model
@@ -113,7 +118,7 @@ class Event(TimestampMixin, VersionMixin, db.Model):
 
     @classmethod
     def __tenant_criteria__(cls, bank_id):
-        return cls.id.in_(_organised_by(bank_id))
+        return _organised_by(cls.id, bank_id)
 
 
 class RegistrationSource(enum.StrEnum):
@@ -185,7 +190,7 @@ class Registration(TimestampMixin, VersionMixin, db.Model):
 
     @classmethod
     def __tenant_criteria__(cls, bank_id):
-        return cls.event_id.in_(_organised_by(bank_id))
+        return _organised_by(cls.event_id, bank_id)
 
     @property
     def is_checked_in(self) -> bool:
