@@ -689,7 +689,9 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
                     previous = int(cur.fetchone()[0])
                     cur.execute("PRAGMA busy_timeout = 250")
                 else:
-                    cur.execute("SET LOCAL lock_timeout = '250ms'")
+                    # a copy that can be computed again: its commit need not wait for the WAL to reach the disk
+                    # (a crash may lose it, never anything else; SQLite's synchronous=NORMAL is the same bargain)
+                    cur.execute("SET LOCAL lock_timeout = '250ms'; SET LOCAL synchronous_commit = off")
                 conn.execute(sa.delete(t).where(t.c.version < version))
                 stmt = upsert_insert(t, conn.dialect.name).values(key=key, version=version, payload=payload)
                 conn.execute(stmt.on_conflict_do_update(
