@@ -226,3 +226,80 @@ def test_one_breakdown_table_at_a_time_and_the_tab_links_keep_the_filters(known,
     page = client.get("/dashboard/?campaign=ZCR2026&tab=%3Cscript%3E").get_data(as_text=True)
     assert re.findall(r'data-breakdown="(\w+)"', page) == ["industry"]
     assert "<script>" not in page
+
+
+FILTER_SELECT = re.compile(r'<select class="form-select" id="f-(\w+)" name="\w+">(.*?)</select>', re.S)
+FILTER_OPTION = re.compile(r'<option value="([^"]+)"(?: data-(?:bank|area)="([^"]*)")?[^>]*>([^<]*)</option>')
+
+
+def filter_bar(html: str) -> dict[str, list[tuple[str, str, str]]]:
+    """{select: [(value, data-bank or data-area, text)]} of the filter bar, without the "all" choices."""
+    return {name: [tuple(unescape(part).strip() for part in option) for option in FILTER_OPTION.findall(body)]
+            for name, body in FILTER_SELECT.findall(html)}
+
+
+def expected_filter_bar(user, campaign) -> dict[str, list[tuple[str, str, str]]]:
+    """The choices as the ORM reads them (``visible_campaigns``, ``campaign_banks``, ``branches_of``)."""
+    import sqlalchemy as sa
+
+    from crm.core.models import Area, Industry, Street
+    from crm.dashboard.filters import visible_campaigns
+    from crm.dashboard.services import branches_of, campaign_banks
+
+    banks = campaign_banks(campaign, user)
+    return {
+        "campaign": [(c.code, "", f"{c.name} ({c.code})") for c in visible_campaigns(user)],
+        "bank": [(b.code, "", b.display_name) for b in banks],
+        "branch": [(b.code, b.parent.code, b.display_name) for lst in branches_of(banks).values() for b in lst],
+        "industry": [(i.code, "", i.name_zh) for i in db.session.scalars(sa.select(Industry).order_by(Industry.sort_order))],
+        "district": [(a.code, "", a.name) for a in db.session.scalars(sa.select(Area).order_by(Area.sort_order))],
+        "street": [(str(s.id), s.area_code, s.name) for s in db.session.scalars(
+            sa.select(Street).order_by(Street.area_code, Street.sort_order))],
+    }
+
+
+def test_the_filter_bar_offers_what_each_viewer_may_pick_and_follows_reference_writes(known, client, login_as, world):
+    """The filter bar's rows are kept under the global write count (``views._filter_rows``): they equal the ORM's
+    choices for the bureau and for a bank user (campaigns their bank takes part in, their own bank), and a write
+    to a campaign's banks, an organisation, a campaign or a street shows on the next view."""
+    import sqlalchemy as sa
+
+    from crm.auth.models import User
+    from crm.core.models import Street
+    from crm.orgs.models import Organisation
+    from tests import factories
+
+    only_b = factories.campaign("ZCR-B", orgs=[world.bank_b], start=world.campaign.start_on)
+    none = factories.campaign("ZCR-NONE", start=world.campaign.start_on)
+    db.session.commit()
+
+    def check(username, campaign):
+        user = db.session.scalar(sa.select(User).where(User.username == username))
+        login_as(username)
+        resp = client.get(f"/dashboard/?campaign={campaign.code}")
+        assert resp.status_code == 200
+        got = filter_bar(resp.get_data(as_text=True))
+        db.session.expire_all()
+        assert got == expected_filter_bar(user, db.session.get(type(campaign), campaign.id))
+        return got
+
+    bar = check("bureau", world.campaign)
+    assert [v for v, *_ in bar["bank"]] == sorted([world.bank_a.code, world.bank_b.code])
+    assert [v for v, *_ in check("bureau", none)["bank"]] == [v for v, *_ in bar["bank"]]  # none listed: every bank
+    assert [v for v, *_ in check("bureau", only_b)["branch"]] == [world.branch_b.code]
+    bar = check("mgr_a", world.campaign)
+    assert [v for v, *_ in bar["bank"]] == [world.bank_a.code] and "ZCR-B" not in [v for v, *_ in bar["campaign"]]
+
+    # writes to the reference tables, each moving the global write count
+    only_b.organisations.append(db.session.get(Organisation, world.bank_a.id))
+    db.session.get(Organisation, world.branch_a.id).short_name = "改名支行"
+    db.session.add(Street(area_code=db.session.scalars(sa.select(Street.area_code)).first(), name="新设街道",
+                          sort_order=99))
+    db.session.commit()
+    bar = check("mgr_a", only_b)
+    assert "ZCR-B" in [v for v, *_ in bar["campaign"]] and "改名支行" in [t for *_, t in bar["branch"]]
+    assert "新设街道" in [t for *_, t in bar["street"]]
+    assert "ZCR-NEW" not in [v for v, *_ in check("bureau", world.campaign)["campaign"]]
+    factories.campaign("ZCR-NEW", orgs=[world.bank_a], start=world.campaign.start_on)
+    db.session.commit()
+    assert "ZCR-NEW" in [v for v, *_ in check("bureau", world.campaign)["campaign"]]

@@ -789,6 +789,12 @@ class SnapshotBackend:
     def aggregate(self, ctx, dim):
         return self.inner.aggregate(ctx, dim)
 
+    def known(self, name: str) -> dict:
+        """The inner backend's facts kept under the global write count (``ShardedBackend.known``); without them, a
+        new dictionary each time."""
+        known = getattr(self.inner, "known", None)
+        return known(name) if known is not None else {}
+
     def clear(self) -> None:
         self._cache.clear()
         inner_clear = getattr(self.inner, "clear", None)
