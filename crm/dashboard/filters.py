@@ -145,9 +145,10 @@ def parse_filters(args: Mapping[str, str], *, user=None, default: bool = True) -
 class ArgsBuilder:
     """Turns a :class:`MetricFilter` back into URL parameters (codes), with one organisation query per page."""
 
-    def __init__(self, campaign: Campaign):
+    def __init__(self, campaign: Campaign, org_codes: Optional[dict[int, str]] = None):
+        """``org_codes``: {id: code} of every bank and branch, when the caller holds them (else read when needed)."""
         self.campaign = campaign
-        self._org_codes: Optional[dict[int, str]] = None
+        self._org_codes = org_codes
 
     def org_code(self, org_id: int) -> str:
         if self._org_codes is None:

@@ -85,19 +85,22 @@ class LeagueRow:
     score: Optional[Decimal] = None  #: mean progress over the metrics with a target
 
 
-def league(result: MetricsResult, campaign: Campaign, user=None, targets: Optional[dict] = None) -> list[LeagueRow]:
+def league(result: MetricsResult, campaign: Campaign, user=None, targets: Optional[dict] = None,
+           orgs: Optional[tuple[list, dict]] = None) -> list[LeagueRow]:
     """Banks (and under each, its branches) with actual, target and progress for ``LEAGUE_KEYS``.
 
-    Banks are ranked by their mean progress against the targets set for them (those without any last).
+    Banks are ranked by their mean progress against the targets set for them (those without any last). ``orgs``:
+    the campaign's banks for ``user`` and {bank id: its branches}, as ``campaign_banks`` and ``branches_of`` give
+    them, when the caller holds them (the page's filter bar does).
     """
     targets = targets_map(campaign) if targets is None else targets  # the page passes the map it already read
     by_bank = result.breakdowns.get("bank", {})
     by_branch = result.breakdowns.get("branch", {})
-    banks = campaign_banks(campaign, user)
+    banks, branches = orgs if orgs is not None else (campaign_banks(campaign, user), None)
     f = result.filter
     if f.bank_id is not None:  # the numbers are one bank's: the other banks' rows would only show zeros
         banks = [b for b in banks if b.id == f.bank_id]
-    branches = branches_of(banks)
+    branches = branches_of(banks) if branches is None else {b.id: branches.get(b.id, []) for b in banks}
     def row(org: Organisation, values: dict, is_branch: bool) -> LeagueRow:
         r = LeagueRow(org, is_branch)
         ps = []

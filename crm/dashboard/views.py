@@ -120,10 +120,9 @@ def stage_label(stage, lang: str | None = None) -> str:
     return en if _lang(lang) == "en" else zh
 
 
-def _filter_options(parsed) -> dict:
+def _filter_options(parsed, rows: dict) -> dict:
     """Choices for the filter bar, as ``visible_campaigns``, ``campaign_banks`` and ``branches_of`` choose them, from
     :func:`_filter_rows`."""
-    rows = _filter_rows()
     user_bank = current_user.bank_id
     campaigns = [c for c in rows["campaigns"] if user_bank is None or user_bank in c.org_ids]
     banks, branches = [], []
@@ -193,7 +192,8 @@ def _level_org_id(f) -> Any:
 def index():
     """The campaign dashboard: headline numbers against targets, funnel, breakdowns, league table."""
     parsed = parse_filters(request.args, user=current_user)
-    options = _filter_options(parsed)
+    rows = _filter_rows()
+    options = _filter_options(parsed, rows)
     f = parsed.metric_filter
     if f is None:
         return render_template("dashboard/index.html", parsed=parsed, options=options, result=None)
@@ -201,7 +201,7 @@ def index():
     tab = tab if tab in DIMENSIONS else DIMENSIONS[0]
     # the charts' and league table's breakdowns, and the open table's: by district or street only when open
     result = compute_metrics(f, page_dimensions(tab))
-    args = ArgsBuilder(parsed.campaign)
+    args = ArgsBuilder(parsed.campaign, org_codes={o.id: o.code for o in rows["organisations"]})
     base_args = args(f)
     targets = targets_map(parsed.campaign)
     level = _level_org_id(f)
@@ -232,7 +232,10 @@ def index():
         breakdowns.append(entry)
 
     funnel = [{"key": k, "label": METRIC_BY_KEY[k].label(), "value": result.totals[k]} for k in FUNNEL_KEYS]
-    league_rows = league(result, parsed.campaign, current_user, targets)
+    branches: dict[int, list] = {bank.id: [] for bank in options["banks"]}
+    for branch in options["branches"]:
+        branches[branch.parent_id].append(branch)
+    league_rows = league(result, parsed.campaign, current_user, targets, orgs=(options["banks"], branches))
     chart_data = _chart_data(result, funnel)
     return render_template(
         "dashboard/index.html", parsed=parsed, options=options, result=result, cards=cards, base_args=base_args,
