@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from crm.core.models import AuditEntry
 from crm.credit.models import CreditApplication, StageChange
@@ -69,7 +69,7 @@ def firm_timeline(firm: Firm, user, records: Optional[FirmRecords] = None) -> li
     for f in records.follow_ups:
         items.append(TimelineItem(f.due_on, "follow_up", f))
     for r in db.session.scalars(sa.select(Registration).where(Registration.firm_id == firm.id)
-                                .options(selectinload(Registration.event))):
+                                .options(joinedload(Registration.event))):
         items.append(TimelineItem(r.event.held_on, "registration", r))
         if r.checked_in_at is not None:
             items.append(TimelineItem(r.event.held_on, "checkin", r))
