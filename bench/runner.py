@@ -400,7 +400,7 @@ class Bench:
                 r.extra["page_to_sql_ratio"] = round(median(r.samples_ms) / r.sql_ms, 2)
             # The same pages when every request follows a write (a snapshot miss each time): after a visit is
             # saved (the shards it touched are recomputed), and after a write no flush can place (an import, an
-            # event, a firm's industry: every shard is recomputed, in one pass).
+            # event, an organisation: every shard is recomputed, in one pass).
             for name, page, write in (("dashboard_unfiltered_after_visit", "/dashboard/", self.save_a_visit),
                                       ("dashboard_filtered_after_visit", url, self.save_a_visit),
                                       ("dashboard_unfiltered_after_new_visit", "/dashboard/", self.record_a_visit),

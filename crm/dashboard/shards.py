@@ -16,20 +16,24 @@ a running total (a recomputed shard subtracts its old share and adds its new one
 
 Which shards are stale
 ----------------------
-``crm.dashboard.snapshots`` counts writes: a write it can place (a flush of visits, registrations, applications
-and pledges: it knows their firms and people; a check-in, which the service declares) bumps its shards' rows of
-``dashboard_write_version``, one block of rows per source (visits by firm, the people on visits by user,
-check-ins by firm, credit by firm, and visits whose need alone was edited, by firm); any other write bumps a
-global row. A kept view is filed under the global
+``crm.dashboard.snapshots`` counts writes: a write it can place (a flush of visits, registrations, applications,
+pledges and firms' industry, district or street: it knows their firms and people; a check-in, which the service
+declares) bumps its shards' rows of ``dashboard_write_version``, one block of rows per source (visits by firm, the
+people on visits by user, check-ins by firm, credit by firm, visits whose need alone was edited, by firm, and
+firms' attributes, by firm); any other write bumps a global row. A kept view is filed under the global
 count; each of its parts (:data:`PARTS`: visits, check-ins, firms reached, credit, staff) is recomputed for the
 shards whose sources were written since it was computed. After a visit is saved, the next view recomputes the
 visit, reached and staff statements for one firm shard (about 1/200 of a campaign year's visits at scale 1) and the
 user shards of the visit's people; the credit and check-in statements are not run at all. After an edit of a
 visit's need alone (``snapshots._edits_need_only``), only the visit statements of its firm's shard run; after an
-edit of its summary or next step, nothing does (no number reads them: ``snapshots.COLUMN_SENSITIVE``).
+edit of its summary or next step, nothing does (no number reads them: ``snapshots.COLUMN_SENSITIVE``). After a
+firm's industry, district or street is corrected, every firm part of its shard is recomputed, and in a view filtered
+by one of those attributes the staff part too, for every user shard in one grouped pass (whoever visited the firm
+may enter or leave the filter; the firm's visitors at the time of the write are not a safe list, since a visit
+committed meanwhile by someone else would be missed).
 
-A write that cannot be placed (an import, an event, a firm's industry, an organisation, a calendar day) changes the
-global count: the view is computed again whole, in one pass that groups by shard as well.
+A write that cannot be placed (an import, an event, an organisation, a calendar day) changes the global count: the
+view is computed again whole, in one pass that groups by shard as well.
 
 The partial results live in the worker's memory (``max_entries`` views x breakdowns, least recently used first
 out); the finished numbers are still shared between workers by ``crm.dashboard.snapshots``.
@@ -46,7 +50,7 @@ from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import FastSqlBackend, forget_view_rows, per_transaction
-from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _key, shard_ranges
+from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _key, shard_ranges
 from crm.extensions import db
 
 __all__ = ["ShardedBackend", "PARTS"]
@@ -61,12 +65,16 @@ class _Part:
 
 #: how each family is kept: a part is recomputed for a shard when one of its sources was written in that shard
 PARTS = {
-    "visits": _Part("firm", ("visits",), ("visit", "need")),
-    "checkins": _Part("firm", ("attendances",), ("registration",)),
-    "reached": _Part("firm", ("reached",), ("visit", "registration")),
-    "credit": _Part("firm", ("approved", "ip_registered", "disbursed", "applied", "sla"), ("credit",)),
+    "visits": _Part("firm", ("visits",), ("visit", "need", "firm")),
+    "checkins": _Part("firm", ("attendances",), ("registration", "firm")),
+    "reached": _Part("firm", ("reached",), ("visit", "registration", "firm")),
+    "credit": _Part("firm", ("approved", "ip_registered", "disbursed", "applied", "sla"), ("credit", "firm")),
     "staff": _Part("user", ("staff",), ("people",)),
 }
+#: the source of a firm's industry, district or street: every firm part of its shard reads them, and so does every
+#: user shard's staff in a view filtered by them (a person counts when they visited a firm the filter keeps), so
+#: there a firm's change makes the whole staff part stale (``_refresh``)
+FIRM_ATTRIBUTES = "firm"
 #: families computed whole (events held: a few dozen rows, no firm); only a global write moves them
 WHOLE_FAMILIES = ("events",)
 #: more stale shards than this for a part: the part is recomputed in one grouped pass instead
@@ -283,7 +291,7 @@ class ShardedBackend(FastSqlBackend):
 
         The entries of one view were computed together and go stale together, so each part's stale shards are
         recomputed for every breakdown at once, from one set of statements."""
-        stale: dict = {}  # dim -> {part: stale shards}
+        stale: dict = {}  # dim -> {part: stale shards, None for all}
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
@@ -292,9 +300,11 @@ class ShardedBackend(FastSqlBackend):
             if any(written.values()):
                 stale[dim] = {name: set().union(*(written[source] for source in part.sources))
                               for name, part in PARTS.items() if self._wanted(name, dim)}
+                if written[FIRM_ATTRIBUTES] and "staff" in stale[dim] and _firm_conds(c):
+                    stale[dim]["staff"] = None  # every user shard: recomputed in one grouped pass
         for name in PARTS:
-            jobs = {dim: parts[name] for dim, parts in stale.items() if parts.get(name)}
-            several = {dim: shards for dim, shards in jobs.items() if len(shards) <= MAX_STALE}
+            jobs = {dim: parts[name] for dim, parts in stale.items() if name in parts and parts[name] != set()}
+            several = {dim: shards for dim, shards in jobs.items() if shards is not None and len(shards) <= MAX_STALE}
             if several:
                 parts = self._parts(c, tuple(several), name, tuple(sorted(set().union(*several.values()))))
                 for dim, shards in several.items():

@@ -96,7 +96,7 @@ SLOTS = 16
 #: migration does: DDL counts as a write).
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
-           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK}
+           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK}
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
 USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
@@ -278,10 +278,11 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
 # per shard, so a visit saved needs its firm's shard and its people's shards recomputed, not the campaign.
 #
 # The ORM flush knows which firms and users its rows belong to (before and after the change). Right before a
-# flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application`` and
-# ``pledge`` are placed in shards; a statement the flush then sends to those tables bumps those shards only. Any
-# other statement, one the flush cannot place (a value not loaded, a row without its firm) and every statement
-# outside a flush (bulk statements, importers, ``text()``) bumps a global slot as before, which every view reads.
+# flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application``,
+# ``pledge`` and ``firm`` (its industry, district or street) are placed in shards; a statement the flush then
+# sends to those tables bumps those shards only. Any other statement, one the flush cannot place (a value not
+# loaded, a row without its firm) and every statement outside a flush (bulk statements, importers, ``text()``)
+# bumps a global slot as before, which every view reads.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,12 +431,40 @@ def _place_pledge(pledge, known: _Lookups) -> Optional[set]:
     return _firm_slots({known.app_firms[a] for a in app_ids}, "credit")
 
 
+def _place_firm(firm, known: _Lookups) -> Optional[set]:
+    """A firm whose industry, district or street the flush changes: its shard's ``firm`` source, which every part
+    of its shard reads (and, for views filtered by those attributes, every user shard's staff: ``shards._refresh``).
+    A new firm moves nothing (``INSERT_IGNORED``), nor does an edit of other columns (``COLUMN_SENSITIVE``); a
+    deleted firm is not placed."""
+    state = sa.inspect(firm)
+    if state.key is None:
+        return set()
+    if state.session is not None and firm in state.session.deleted:
+        return None
+    moved = False
+    for key in _FIRM_PLACED:
+        if any(state.attrs[rel.key].history.has_changes() for rel in _relationships_of(state.mapper, key)):
+            return None  # set through a relationship (``firm.street = ...``): the column changes during the flush
+        if key not in state.committed_state:
+            continue  # not set since it was loaded
+        old = state.committed_state[key]
+        if old is NO_VALUE or key not in state.dict:
+            return None  # a value not loaded: whether it changed is not known here
+        moved |= old != state.dict[key]
+    return _firm_slots({state.identity[0]}, "firm") if moved else set()
+
+
+#: the firm's columns the numbers read besides its id (``COLUMN_SENSITIVE``)
+_FIRM_PLACED = ("industry_code", "area_code", "street_id")
+
+
 #: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
 _PLACERS: dict[str, tuple[frozenset, Callable]] = {
     "visit": (frozenset({"visit", "visit_companion"}), _place_visit),
     "registration": (frozenset({"registration"}), _place_registration),
     "credit_application": (frozenset({"credit_application"}), _place_application),
     "pledge": (frozenset({"pledge"}), _place_pledge),
+    "firm": (frozenset({"firm"}), _place_firm),
 }
 
 
@@ -465,7 +494,7 @@ def _place_flush(session) -> _Placed:
     known = _Lookups(session, [obj for obj, _placer in placed])
     for obj, placer in placed:  # (objects of other tables: their statements, if any, bump a global slot)
         got = placer[1](obj, known)
-        if not got:
+        if got is None:
             return _Placed(weakref.ref(session), None, frozenset())
         slots |= got
         tables |= placer[0]
