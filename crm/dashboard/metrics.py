@@ -853,25 +853,30 @@ def _compute_metrics(f: MetricFilter, breakdowns: Iterable[str], backend: Metric
 # ---------------------------------------------------------------------------------------------------------
 
 
-#: SQLite: a drill-down page of firms is found by walking the firms in name order and testing each for a record
-#: (``EXISTS``) when that walk is expected to pass at most this many firms. See :func:`_firms_in`.
-EXISTS_WALK = 500
+#: A drill-down page of firms is found by walking the firms in name order and testing each for a record
+#: (``EXISTS``) when that walk is expected to pass at most this many firms, by engine. See :func:`_firms_in`.
+#: PostgreSQL's probes are index-only look-ups (about 7 us a firm passed at scale 1, against 0.1 ms on SQLite):
+#: walking 2,900 firms for a bank's firms reached in one industry took 24 ms where collecting them took 82 ms,
+#: walking 11,000 for one street's took 80 ms where collecting took 31 ms.
+EXISTS_WALK = {"sqlite": 500, "postgresql": 5_000}
 _INNER_FIRM = Firm.__table__.alias("firm_of_record")
 
 
 def _walk_firms(rows: Optional[int], total: Optional[int]) -> bool:
-    """Whether to list firms with ``EXISTS`` (:func:`_firms_in`) when reading ``rows`` of ``total`` firms.
+    """Whether to list firms with ``EXISTS`` (:func:`_firms_in`) when reading ``rows`` of ``total`` firms: when the
+    walk is expected to pass at most ``EXISTS_WALK`` firms, ``rows`` x firms / ``total``, the firms spread evenly
+    over the names and counted by the largest id (one index look-up).
 
-    PostgreSQL: always. Its planner costs both ways of running an ``EXISTS`` (a hashed set of every firm id, what
-    ``IN`` builds, or a probe per firm walked) and picks one; SQLite has no such choice and always probes, so it
-    walks only when it is expected to pass at most ``EXISTS_WALK`` firms: ``rows`` x firms / ``total``, the firms
-    spread evenly over the names and counted by the largest id (one index look-up).
+    The same rule on both engines (with each engine's ``EXISTS_WALK``). PostgreSQL's planner would choose for
+    itself between probing each firm walked and hashing every firm id, but it costs the probes for every firm the
+    scan could pass, not for the page the ``LIMIT`` reads: for the firms reached in a campaign year at scale 1 it
+    hashed 375,000 ids (74 ms) to show 100 firms it found by walking 116 (0.8 ms). So the walk's probes are kept
+    probes (:func:`_has_record`).
     """
-    if db.session.get_bind().dialect.name == "postgresql":
-        return True
     if rows is None or not total:
         return False
-    return rows * (db.session.scalar(sa.select(sa.func.max(Firm.id))) or 0) <= EXISTS_WALK * total
+    limit = EXISTS_WALK.get(db.session.get_bind().dialect.name, EXISTS_WALK["sqlite"])
+    return rows * (db.session.scalar(sa.select(sa.func.max(Firm.id))) or 0) <= limit * total
 
 
 def _firms_in(*firm_ids: sa.Select, walk: bool = False) -> sa.Select:
@@ -894,9 +899,16 @@ def _firms_in(*firm_ids: sa.Select, walk: bool = False) -> sa.Select:
 
 def _has_record(firm_ids: sa.Select) -> sa.Exists:
     """``EXISTS`` a row of ``firm_ids`` for the firm of the enclosing statement. The records' own join to ``firm``
-    (a firm filter) is renamed first: unrenamed, ``firm.id`` inside would name that inner firm, not the outer one."""
+    (a firm filter) is renamed first: unrenamed, ``firm.id`` inside would name that inner firm, not the outer one.
+
+    On PostgreSQL the subquery carries ``OFFSET 0``: without it the planner may turn the correlated ``EXISTS`` into
+    ``firm.id = ANY (every firm id with a record)``, hashed once (see :func:`_walk_firms`); an ``OFFSET`` keeps the
+    subquery as it is written, a look-up per firm walked."""
     inner = ClauseAdapter(_INNER_FIRM).traverse(firm_ids)
-    return sa.exists(inner.where(inner.selected_columns[0] == Firm.id))
+    probe = inner.where(inner.selected_columns[0] == Firm.id)
+    if db.session.get_bind().dialect.name == "postgresql":
+        probe = probe.offset(0)
+    return sa.exists(probe)
 
 
 def records_statement(key: str, f: MetricFilter, *, rows: Optional[int] = None,
