@@ -375,26 +375,33 @@ class FastSqlBackend(SqlBackend):
         return acc.rows()
 
     def _staff_by_dims(self, c, dims):
+        """The people taking part, read by one statement: (user, their bank, the record's bank, branch and month)
+        of visits as RM and as companion, and (user, their bank, month, event) of event staff."""
         found = _Distinct(dims)
         width = c.shards.user_width
+        no_id = sa.cast(sa.null(), sa.Integer)
+        reads = []
         for user_col, companions in ((Visit.rm_id, False), (visit_companion.c.user_id, True)):
             stmt = self.visits_from(c, user_col.label("user_id"), Visit.bank_id.label("bank_id"),
                                     Visit.branch_id.label("branch_id"), _month(Visit.visited_on).label("month"))
             if companions:
                 stmt = stmt.join(visit_companion, visit_companion.c.visit_id == Visit.id)
             pairs = stmt.where(*_shard_conds(c, user_col, "user")).distinct().subquery()
-            stmt = (sa.select(pairs.c.user_id, User.bank_id, pairs.c.bank_id, pairs.c.branch_id, pairs.c.month)
-                    .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
-            for user_id, own_bank, bank, branch, month in db.session.execute(stmt):
-                # per bank, a bank's own people in its records (``_staff_grouped``)
+            reads.append(sa.select(pairs.c.user_id, User.bank_id, pairs.c.bank_id, pairs.c.branch_id, pairs.c.month,
+                                   no_id.label("event_id"))
+                         .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
+        reads.append(_event_staff_from(c).add_columns(User.bank_id, no_id, no_id, _month(Event.held_on),
+                                                      Event.id).distinct())
+        rows = db.session.execute(sa.union_all(*reads)).all()
+        organisers = self._organisers({row[5] for row in rows if row[5] is not None}, dims)
+        for user_id, own_bank, bank, branch, month, event_id in rows:
+            if event_id is None:  # per bank, a bank's own people in its records (``_staff_grouped``)
                 found.add(user_id, user_id // width,
                           {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)})
-        rows = db.session.execute(_event_staff_from(c).add_columns(User.bank_id, Event.id, _month(Event.held_on)).distinct()).all()
-        organisers = self._organisers({row[2] for row in rows}, dims)
-        for user_id, own_bank, event_id, month in rows:
-            banks, branches = organisers.get(event_id, _NO_ORGANISER)
-            found.add(user_id, user_id // width,
-                      {"bank": tuple(b for b in banks if b == own_bank), "branch": branches, "month": (month,)})
+            else:
+                banks, branches = organisers.get(event_id, _NO_ORGANISER)
+                found.add(user_id, user_id // width,
+                          {"bank": tuple(b for b in banks if b == own_bank), "branch": branches, "month": (month,)})
         return found.rows("staff_participating")
 
     def _organisers(self, event_ids: set, dims: tuple) -> dict:
