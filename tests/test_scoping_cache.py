@@ -33,7 +33,7 @@ def rows(world):
 
 
 def _statements():
-    """Statements touching tenant models plainly, through an alias, a join and an IN-subquery criterion."""
+    """Statements touching tenant models plainly, through an alias, a join and a correlated EXISTS criterion."""
     va = aliased(Visit)
     return {
         "visit": sa.select(Visit.id).order_by(Visit.id),
