@@ -131,3 +131,32 @@ def test_events_and_registrations_are_scoped_by_a_probe_of_their_own_organisers(
     db.session.rollback()
     assert not any(line.startswith("SCAN event_organiser") for line in plan), plan
     assert any("event_organiser" in line and "(event_id=?" in line for line in plan), plan
+
+
+def test_the_events_condition_looks_up_its_own_organisers_whatever_the_statement_joins(world):
+    """The condition's organisers are its own (aliased) rows: a statement that joins ``event_organiser`` or
+    ``organisation`` itself keeps every row of the events the bank sees. Unaliased, the condition correlated to the
+    statement's own organiser rows: an event of two banks lost its other organiser, a registration whose preferred
+    bank was not the viewer's vanished, and a join from the organisers raised an error."""
+    from crm.events.models import Event, Registration, event_organiser
+    from crm.orgs.models import Organisation
+    from tests import factories_events as fe
+
+    both = fe.event([world.bank_a, world.bank_b], world.campaign)
+    reg = fe.registration(both, world.firm, preferred_bank_id=world.bank_b.id)
+    db.session.commit()
+    ids = {"event": both.id, "reg": reg.id, "a": world.bank_a.id, "b": world.bank_b.id}
+    scope = scope_for(world.rm_a)
+    with scoped(scope):
+        db.session.expunge_all()
+        organisers = db.session.execute(sa.select(Event.id, Organisation.id).join(Event.organisers)
+                                        .order_by(Organisation.id)).all()
+        assert organisers == [(ids["event"], ids["a"]), (ids["event"], ids["b"])]
+        preferred = db.session.execute(sa.select(Registration.id, Organisation.id).join(
+            Organisation, Organisation.id == Registration.preferred_bank_id)).all()
+        assert preferred == [(ids["reg"], ids["b"])]
+        from_organisers = db.session.execute(
+            sa.select(Organisation.id, Event.id).select_from(Organisation)
+            .join(event_organiser, event_organiser.c.org_id == Organisation.id)
+            .join(Event, Event.id == event_organiser.c.event_id).order_by(Organisation.id)).all()
+        assert from_organisers == [(ids["a"], ids["event"]), (ids["b"], ids["event"])]

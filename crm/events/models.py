@@ -61,6 +61,13 @@ event_staff = sa.Table(
 )
 
 
+#: the tenant condition's own organiser rows: a subquery correlates to any table of its statement with the same name,
+#: so with the plain tables a statement joining ``event_organiser`` or ``organisation`` itself would have its own rows
+#: tested instead of the event's organisers
+_SCOPE_ORGANISER = event_organiser.alias("scope_event_organiser")
+_SCOPE_ORG = Organisation.__table__.alias("scope_organisation")
+
+
 def _organised_by(event_id, bank_id):
     """Whether the event ``event_id`` (a column of the outer statement) is organised by the bank or one of its
     branches.
@@ -70,8 +77,8 @@ def _organised_by(event_id, bank_id):
     three registrations on its page.
     """
     return sa.exists().where(
-        event_organiser.c.event_id == event_id, event_organiser.c.org_id == Organisation.id,
-        sa.or_(Organisation.id == bank_id, Organisation.parent_id == bank_id))
+        _SCOPE_ORGANISER.c.event_id == event_id, _SCOPE_ORGANISER.c.org_id == _SCOPE_ORG.c.id,
+        sa.or_(_SCOPE_ORG.c.id == bank_id, _SCOPE_ORG.c.parent_id == bank_id))
 
 
 @tenant_model
