@@ -9,7 +9,8 @@ Each client is its own user with its own visit. It loops: sign in, home page, vi
 (a small firms or visits ledger generated for this client and round: upload, preview, commit), the language
 switch, the password page, sometimes a password change, sign out. Every import also carries a row for one firm
 shared by all clients that has no account of their bank yet, so the first imports race to create that account.
-A request whose connection broke (the killed worker) is "uncertain": it may or may not have been applied.
+A request whose connection broke (the killed worker), before or while its response was read, is "uncertain": it may
+or may not have been applied. A client that stops on an error is itself a failure.
 
 Invariants (exit 1 when one fails):
 - no 500 and no "database is locked" reached a client, and the server log has no OperationalError;
@@ -196,11 +197,12 @@ class Client:
         req = urllib.request.Request(self.base + path, data=body, method=method, headers=headers)
         started = time.monotonic()
         try:
-            with self.opener.open(req, timeout=30) as resp:
-                status, text = resp.status, resp.read().decode("utf-8", "replace")
-                headers = resp.headers
-        except urllib.error.HTTPError as e:
-            status, text, headers = e.code, e.read().decode("utf-8", "replace"), e.headers
+            try:
+                with self.opener.open(req, timeout=30) as resp:
+                    status, text = resp.status, resp.read().decode("utf-8", "replace")
+                    headers = resp.headers
+            except urllib.error.HTTPError as e:  # (a redirect too: NoRedirect) its body can break off as well
+                status, text, headers = e.code, e.read().decode("utf-8", "replace"), e.headers
         except (OSError, http.client.HTTPException) as e:
             self.stats.record(op or path, None, time.monotonic() - started, error=type(e).__name__)
             return None, "", {}
@@ -438,9 +440,15 @@ def _run(pg, tmp: Path, db_kind: str, duration: float, clients: int, workers: in
         stop_at = time.monotonic() + duration
         pool = [Client(i, base, seeds[i], stats) for i in range(clients)]
 
+        crashed: list[str] = []
+
         def loop(client):
-            while time.monotonic() < stop_at:
-                client.cycle()
+            try:
+                while time.monotonic() < stop_at:
+                    client.cycle()
+            except Exception as exc:  # a client that stops early would hide what it sent last
+                crashed.append(f"client {client.cid} stopped: {type(exc).__name__}: {exc}")
+                raise
 
         threads = [threading.Thread(target=loop, args=(c,)) for c in pool]
         started = time.monotonic()
@@ -470,7 +478,7 @@ def _run(pg, tmp: Path, db_kind: str, duration: float, clients: int, workers: in
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
 
-    problems = check(url, pool, stats, killed, replacement, kill, log_path.read_text(errors="replace"))
+    problems = crashed + check(url, pool, stats, killed, replacement, kill, log_path.read_text(errors="replace"))
     report(db_kind, clients, workers, elapsed, stats, pool, killed, replacement, problems)
     return 1 if problems else 0
 
