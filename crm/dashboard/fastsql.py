@@ -286,9 +286,10 @@ class FastSqlBackend(SqlBackend):
 
     # credit: one read of the applications any of the five families counts
     def _credit_grain(self, c, attrs: tuple) -> list:
-        """One row per application whose decision, disbursement or acceptance falls in the window (the
-        families' own conditions otherwise, ``metrics._apps_from``), with what each family reads, and the sum and
-        number of its registered pledges; once for the five credit families."""
+        """(application row, {dim: its group}, shard) per application whose decision, disbursement or acceptance
+        falls in the window (the families' own conditions otherwise, ``metrics._apps_from``), the row with what each
+        family reads and the sum and number of its registered pledges; once for the five credit families, which
+        each add the month of their own date."""
         def read():
             app = CreditApplication
             in_window = [sa.and_(col >= c.start, col <= c.end)
@@ -304,19 +305,15 @@ class FastSqlBackend(SqlBackend):
                                pledges.c.fen, *(_FIRM_ATTRIBUTE[dim] for dim in attrs),
                                date_col=None, extra=[sa.or_(*in_window)])
                     .outerjoin(pledges, pledges.c.application_id == app.id))
-            return db.session.execute(stmt).all()
+            width = c.shards.firm_width
+            return [(row, {"bank": row.bank_id, "branch": row.branch_id,
+                           **dict(zip(attrs, row[len(row) - len(attrs):]))},  # (the firm attributes come last)
+                     row.firm_id // width) for row in db.session.execute(stmt)]
 
         return _for_view(_CREDIT_GRAIN, (c, attrs), read)
 
-    def _credit_rows(self, c, dims):
-        """(application row, {dim: its group}, shard) per application; each family adds the month of its own
-        date."""
-        attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
-        width = c.shards.firm_width
-        for row in self._credit_grain(c, attrs):
-            values = row[len(row) - len(attrs):]  # (the firm attributes come last)
-            at = {"bank": row.bank_id, "branch": row.branch_id, **dict(zip(attrs, values))}
-            yield row, at, row.firm_id // width
+    def _credit_rows(self, c, dims) -> list:
+        return self._credit_grain(c, tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE))
 
     def _in_window(self, c, day) -> bool:
         return day is not None and c.start <= day <= c.end

@@ -454,8 +454,8 @@ def _place_firm(firm, known: _Lookups) -> Optional[set]:
     return _firm_slots({state.identity[0]}, "firm") if moved else set()
 
 
-#: the firm's columns the numbers read besides its id (``COLUMN_SENSITIVE``)
-_FIRM_PLACED = ("industry_code", "area_code", "street_id")
+#: the firm's columns the numbers read besides its id
+_FIRM_PLACED = tuple(sorted(COLUMN_SENSITIVE["firm"] - {"id"}))
 
 
 #: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
