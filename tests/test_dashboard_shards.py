@@ -249,6 +249,48 @@ def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
     assert _global(bumped(visit_and_firm_name)) == 0
 
 
+def test_a_pledged_patent_its_valuation_and_targets_move_no_global_slot(small):
+    """A patent registered with a pledge, its valuation and a campaign target are written to tables no kept number
+    reads (``snapshots.IGNORED_TABLES``): the pledge is placed in its firm's credit shard, and nothing else bumps."""
+    from datetime import date
+
+    from crm.auth.models import User
+    from crm.credit import services as credit_services
+    from crm.core.models import CreditProduct
+    from crm.credit.models import Stage
+    from crm.dashboard import services as dashboard_services
+    from tests.factories_credit import pledge_data
+
+    s = db.session
+    app = s.scalar(sa.select(CreditApplication).join(CreditProduct, CreditProduct.code == CreditApplication.product_code)
+                   .where(CreditProduct.is_ip_pledge.is_(True),
+                          CreditApplication.stage.in_([Stage.ACCEPTED, Stage.UNDER_REVIEW, Stage.APPROVED]))
+                   .order_by(CreditApplication.id).limit(1))
+    assert app is not None
+    rm = s.scalar(sa.select(User).where(User.bank_id == app.bank_id, User.role == "rm").order_by(User.id).limit(1))
+    bureau = s.scalar(sa.select(User).where(User.role == "bureau").limit(1))
+    campaign = s.get(Campaign, app.campaign_id)
+    s.commit()
+
+    def bumped(write) -> dict:
+        before = _rows()
+        with scoped(scope_for(rm)):
+            write()
+        s.commit()
+        return _bumped(before, _rows())
+
+    today = date(2026, 11, 26)
+    got = bumped(lambda: credit_services.add_pledge(app, rm, pledge_data(), today=today))
+    assert _global(got) == 0 and set(got) == {snapshots.SOURCES["credit"] + app.firm_id // 4}
+    got = bumped(lambda: credit_services.add_valuation(app, rm, "深圳市评估所", date(2026, 11, 2), today=today))
+    assert _global(got) == 0
+    with scoped(scope_for(bureau)):
+        before = _rows()
+        assert dashboard_services.save_targets(campaign, {(None, "firms_reached"): 777}, user=bureau) == 1
+        s.commit()
+    assert _bumped(before, _rows()) == {}
+
+
 def test_a_firms_industry_district_or_street_changed_bumps_its_shards_firm_source_only(small):
     """What the numbers read of a firm (``COLUMN_SENSITIVE``), changed through its columns, is placed in its shard
     (``snapshots._place_firm``): the views recompute that shard's parts, and a view filtered by firm attributes its
