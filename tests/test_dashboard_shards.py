@@ -756,3 +756,154 @@ def test_a_view_computed_whole_again_in_the_same_transaction_reads_its_rows_agai
         expected = compute_metrics(f, backend=REFERENCE)
     db.session.commit()
     assert _plain(got) == _plain(expected)
+
+
+# -- events: their date, status, campaign, organisers, industries and staff are placed ---------------------------
+
+
+def _event_data(event, **changes):
+    from crm.events.services import EventData
+
+    data = dict(title=event.title, kind=event.kind, held_on=event.held_on, campaign_id=event.campaign_id,
+                code=event.code, start_time=event.start_time, end_time=event.end_time, venue=event.venue,
+                capacity=event.capacity, status=event.status, description=event.description,
+                organiser_ids=[o.id for o in event.organisers], industry_codes=[i.code for i in event.industries],
+                staff_ids=[u.id for u in event.staff])
+    data.update(changes)
+    return EventData(**data)
+
+
+def _busy_event():
+    """A held event with check-ins and staff, and the firms registered for it."""
+    event = db.session.scalar(
+        sa.select(Event).where(Event.status == EventStatus.HELD,
+                               Event.id.in_(sa.select(Registration.event_id).where(Registration.checked_in_at.is_not(None))),
+                               Event.id.in_(sa.select(event_staff.c.event_id)))
+        .order_by(Event.id).limit(1))
+    firms = set(db.session.scalars(sa.select(Registration.firm_id).where(Registration.event_id == event.id)))
+    return event, firms
+
+
+def test_an_events_date_status_campaign_organisers_industries_or_staff_are_placed(small):
+    """Editing such an event bumps the ``event`` row, the check-in shards of the firms registered for it and the
+    people shards of its staff before and after; its title or venue bump nothing; a new event bumps the event row and
+    its staff; a column set through a relationship or a deleted event bumps a global slot."""
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    s = db.session
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, firms = _busy_event()
+    staff = {u.id for u in event.staff}
+    newcomer = next(u for u in facts["bank_users"][facts["banks"][1].id] if u.id not in staff)
+    s.commit()
+    registration_slots = {snapshots.SOURCES["registration"] + f // 4 for f in firms}
+
+    def bumped(write) -> dict:
+        before = _rows()
+        with scoped(scope_for(bureau)):
+            write()
+        s.commit()
+        return _bumped(before, _rows())
+
+    def people(ids):
+        return {snapshots.SOURCES["people"] + u // 2 for u in ids}
+
+    got = bumped(lambda: event_services.update_event(
+        event, _event_data(event, held_on=event.held_on - timedelta(days=1)), bureau))
+    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff)
+    got = bumped(lambda: event_services.update_event(event, _event_data(event, title=event.title + "（改期）",
+                                                                          venue="会议中心二楼"), bureau))
+    assert got == {}
+    got = bumped(lambda: event_services.update_event(event, _event_data(event, staff_ids=[*staff, newcomer.id]),
+                                                     bureau))
+    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
+    got = bumped(lambda: event_services.update_event(event, _event_data(event, status=EventStatus.CANCELLED,
+                                                                          industry_codes=["ai"]), bureau))
+    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
+
+    holder = {}
+    got = bumped(lambda: holder.setdefault("new", event_services.create_event(_event_data(
+        event, code="", title="新活动", staff_ids=[newcomer.id]), bureau)))
+    assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
+    other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
+    assert _global(bumped(lambda: setattr(s.get(Event, event.id), "campaign", s.get(Campaign, other.id)))) == 1
+    assert _global(bumped(lambda: s.delete(s.get(Event, holder["new"].id)))) == 1
+
+
+def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, _firms = _busy_event()
+    campaign = db.session.get(Campaign, event.campaign_id)
+    bank = next(b for b in facts["banks"] if b.id in {o.id for o in event.organisers})
+    other_bank = next(b for b in facts["banks"] if b.id != bank.id)
+    filters = [MetricFilter(campaign.id), MetricFilter(campaign.id, bank_id=bank.id),
+               MetricFilter(campaign.id, industry_code="ai"),
+               MetricFilter(campaign.id, date_from=event.held_on, date_to=event.held_on + timedelta(days=40))]
+    scopes = [scope_for(bureau), scope_for(facts["bank_users"][bank.id][0]),
+              scope_for(facts["bank_users"][other_bank.id][0])]
+    first = _check(small, filters, scopes)
+    cold = small.stats["cold"]
+    other_campaign = next(c for c in facts["campaigns"] if c.id != campaign.id)
+    edits = [dict(held_on=event.held_on + timedelta(days=50)), dict(status=EventStatus.CANCELLED),
+             dict(status=EventStatus.HELD, organiser_ids=[other_bank.id]), dict(industry_codes=["ai", "biomedicine"]),
+             dict(staff_ids=[facts["bank_users"][other_bank.id][0].id]),
+             dict(campaign_id=other_campaign.id, held_on=other_campaign.start_on + timedelta(days=3))]
+    seen = []
+    for changes in edits:
+        refreshed = small.stats["refreshed"]
+        event = db.session.get(Event, event.id)
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event, _event_data(event, **changes), bureau)
+        db.session.commit()
+        seen.append(_check(small, filters, scopes))
+        assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed, changes
+    assert seen[0] != first and len({repr(v) for v in seen}) > 2  # the edits moved numbers
+
+
+def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
+    """PostgreSQL: placing an event's change locks its row first, so a registration for it inserted by another
+    transaction waits for the change to commit (and bumps its shard after it) rather than slip between the rows
+    the change read and its commit."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from crm.events import services as event_services
+    from crm.events.models import RegistrationSource
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    facts = _facts()
+    event, firms = _busy_event()
+    newcomer = db.session.scalar(sa.select(Firm.id).where(Firm.id.not_in(firms)).order_by(Firm.id).limit(1))
+    event_id, held_on = event.id, event.held_on
+    db.session.commit()
+
+    def register(conn) -> None:
+        with Session(bind=conn) as other:
+            other.add(Registration(event_id=event_id, firm_id=newcomer, person_name="张三", mobile="13800138000",
+                                   source=RegistrationSource.INVITED))
+            other.flush()
+
+    with scoped(scope_for(facts["bureau"])):
+        event_services.update_event(event, _event_data(event, held_on=held_on - timedelta(days=2)), facts["bureau"])
+    with db.engine.connect() as conn:  # the change is flushed, not committed: the registration cannot go in
+        conn.begin()
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+        with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+            register(conn)
+        conn.rollback()
+    db.session.commit()
+    with db.engine.connect() as conn:  # committed: it goes in at once
+        conn.begin()
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
+        register(conn)
+        conn.rollback()

@@ -32,8 +32,15 @@ by one of those attributes the staff part too, for every user shard in one group
 may enter or leave the filter; the firm's visitors at the time of the write are not a safe list, since a visit
 committed meanwhile by someone else would be missed).
 
-A write that cannot be placed (an import, an event, an organisation, a calendar day) changes the global count: the
-view is computed again whole, in one pass that groups by shard as well.
+An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the
+check-in shards of the firms registered for it, the people shards of its staff before and after, and the one row of
+the ``event`` source, after which the events held (computed whole) and the events' organisers kept between views are
+read again. Its placement locks the event's row first on PostgreSQL: a registration or staff row inserted for it
+meanwhile by another transaction waits on that lock (its foreign key's check), so none slips between the rows the
+change read and its commit.
+
+A write that cannot be placed (an import, an organisation, a calendar day, a bulk statement) changes the global
+count: the view is computed again whole, in one pass that groups by shard as well.
 
 The partial results live in the worker's memory (``max_entries`` views x breakdowns, least recently used first
 out); the finished numbers are still shared between workers by ``crm.dashboard.snapshots``.
@@ -75,8 +82,13 @@ PARTS = {
 #: user shard's staff in a view filtered by them (a person counts when they visited a firm the filter keeps), so
 #: there a firm's change makes the whole staff part stale (``_refresh``)
 FIRM_ATTRIBUTES = "firm"
-#: families computed whole (events held: a few dozen rows, no firm); only a global write moves them
+#: families computed whole (events held: a few dozen rows, no firm), again after a global write or a write of the
+#: ``event`` source
 WHOLE_FAMILIES = ("events",)
+#: the source of events' dates, statuses, campaigns, organisers, industries and staff (one row: ``EVENT_SLOT``): the
+#: families computed whole and the events' organisers kept between views read them; the firms registered for the
+#: event and its staff have their own shards bumped by the same write
+EVENTS = "event"
 #: more stale shards than this for a part: the part is recomputed in one grouped pass instead
 MAX_STALE = 24
 
@@ -250,14 +262,15 @@ class ShardedBackend(FastSqlBackend):
         return Names(self.known("names"))
 
     def known(self, name: str) -> dict:
-        """Facts read from tables every write to which bumps the global count (a user's bank, a new user, an
-        event's organisers: ``snapshots.COLUMN_SENSITIVE``, not placed), kept while the count this transaction
-        read holds: a fact read under an older count is never used under a newer one."""
+        """Facts read from tables every write to which bumps the global count (a user's bank, a new user:
+        ``snapshots.COLUMN_SENSITIVE``, not placed) or the ``event`` source (an event's organisers), kept while the
+        count and that source this transaction read hold: a fact read under older ones is never used under newer."""
         session = db.session()
         versions = None if snapshots.transaction_has_written(session) else self._versions(session)
         if versions is None:  # (its own uncommitted writes may have changed them)
             return {}
-        key = (session.get_bind().url.render_as_string(hide_password=True), versions[0])
+        key = (session.get_bind().url.render_as_string(hide_password=True), versions[0],
+               versions[1][EVENTS].get(0, 0))  # (an event's organisers are placed: kept with the event source)
         with self._known_lock:
             if self._known[0] != key:
                 self._known = (key, {})
@@ -278,12 +291,18 @@ class ShardedBackend(FastSqlBackend):
                         entries[dim].put(name, shard, part)
         for dim, entry in entries.items():
             entry.versions = {source: dict(versions) for source, versions in current.items()}
-            for family in WHOLE_FAMILIES:
-                if dim is not None and dim not in _FAMILY_DIMS[family]:
-                    continue
-                for values, *keys in getattr(self, f"_{family}")(c, dim):
-                    entry.whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
+            entry.whole = self._whole(c, dim)
         return entries
+
+    def _whole(self, c, dim) -> dict:
+        """{group key: values} of the families computed whole (:data:`WHOLE_FAMILIES`) by ``dim``."""
+        whole: dict = {}
+        for family in WHOLE_FAMILIES:
+            if dim is not None and dim not in _FAMILY_DIMS[family]:
+                continue
+            for values, *keys in getattr(self, f"_{family}")(c, dim):
+                whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
+        return whole
 
     def _refresh(self, entries: dict, c, current) -> set:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
@@ -292,11 +311,14 @@ class ShardedBackend(FastSqlBackend):
         The entries of one view were computed together and go stale together, so each part's stale shards are
         recomputed for every breakdown at once, from one set of statements."""
         stale: dict = {}  # dim -> {part: stale shards, None for all}
+        events_moved = []
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
                 then = entry.versions[source]
                 written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
+            if written[EVENTS]:
+                events_moved.append(dim)
             if any(written.values()):
                 stale[dim] = {name: set().union(*(written[source] for source in part.sources))
                               for name, part in PARTS.items() if self._wanted(name, dim)}
@@ -317,6 +339,8 @@ class ShardedBackend(FastSqlBackend):
                     entries[dim].put(name, shard, parts.get(shard))
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
+        for dim in events_moved:  # an event's date, status, campaign or organisers: the events held again
+            entries[dim].whole = self._whole(c, dim)
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale)

@@ -96,7 +96,10 @@ SLOTS = 16
 #: migration does: DDL counts as a write).
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
-           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK}
+           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK, "event": 7 * SHARD_BLOCK}
+#: the one row of the ``event`` source: any event's date, status, campaign, organisers, industries or staff changed
+#: (the events held, computed whole, and the events' organisers kept between views)
+EVENT_SLOT = SOURCES["event"]
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
 USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
@@ -283,8 +286,9 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
 #
 # The ORM flush knows which firms and users its rows belong to (before and after the change). Right before a
 # flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application``,
-# ``pledge`` and ``firm`` (its industry, district or street) are placed in shards; a statement the flush then
-# sends to those tables bumps those shards only. Any other statement, one the flush cannot place (a value not
+# ``pledge``, ``firm`` (its industry, district or street) and ``event`` with its organisers, industries and staff
+# (the firms registered for it, its staff and the one ``event`` row: ``_place_event``) are placed in shards; a
+# statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush cannot place (a value not
 # loaded, a row without its firm) and every statement outside a flush (bulk statements, importers, ``text()``)
 # bumps a global slot as before, which every view reads.
 
@@ -347,13 +351,15 @@ def _user_slots(user_ids: Optional[set]) -> Optional[set]:
 
 class _Lookups:
     """What placing a flush reads from the database, one statement per kind for the whole flush: the companions of
-    visits whose collection is not loaded (so not changed), and the firms of the applications pledges belong to."""
+    visits whose collection is not loaded (so not changed), the firms of the applications pledges belong to, and the
+    firms registered for and the staff of events whose numbers the flush moves (``_place_event``)."""
 
     def __init__(self, session, objs):
         from crm.credit.models import CreditApplication
+        from crm.events.models import Event, Registration, event_staff
         from crm.visits.models import visit_companion
 
-        visit_ids, app_ids = [], set()
+        visit_ids, app_ids, event_ids = [], set(), []
         for obj in objs:
             state = sa.inspect(obj)
             table = state.mapper.local_table.name
@@ -361,9 +367,30 @@ class _Lookups:
                 visit_ids.append(state.identity[0])
             elif table == "pledge":
                 app_ids |= _values(obj, "application_id") or set()
+            elif table == "event" and state.key is not None and _event_moves(obj):
+                event_ids.append(state.identity[0])
         self.companions: dict[int, set] = {}
         self.app_firms: dict[int, int] = {}
+        self.event_firms: dict[int, set] = {}
+        self.event_staff: dict[int, set] = {}
         with session.no_autoflush:
+            if event_ids:
+                # PostgreSQL: the strongest row lock first. A registration or a staff row inserted for the event by
+                # another transaction takes a key-share lock on it (the foreign key's check), which conflicts: that
+                # transaction waits for this one to commit (its own bump comes after the event's change), or this
+                # one waits for it, and the rows read below include its row. (SQLite has one writer at a time.)
+                ids = sorted(event_ids)
+                session.execute(sa.select(Event.id).where(Event.id.in_(ids)).order_by(Event.id).with_for_update()
+                                .execution_options(skip_tenant_scope=True))
+                self.event_firms = {e: set() for e in ids}
+                self.event_staff = {e: set() for e in ids}
+                for event_id, firm_id in session.execute(sa.select(Registration.event_id, Registration.firm_id)
+                                                         .where(Registration.event_id.in_(ids)).distinct()
+                                                         .execution_options(skip_tenant_scope=True)):
+                    self.event_firms[event_id].add(firm_id)
+                for event_id, user_id in session.execute(sa.select(event_staff.c.event_id, event_staff.c.user_id)
+                                                         .where(event_staff.c.event_id.in_(ids))):
+                    self.event_staff[event_id].add(user_id)
             if visit_ids:
                 for visit_id, user_id in session.execute(
                         sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)
@@ -388,15 +415,21 @@ def _place_visit(visit, known: _Lookups) -> Optional[set]:
         return None
     state = sa.inspect(visit)
     if "companions" in state.dict:
-        history = state.attrs.companions.history
-        people = [*history.added, *history.unchanged, *history.deleted]
-        if any(p.id is None for p in people):
+        companions = _member_ids(state, "companions")
+        if companions is None:
             return None
-        users |= {p.id for p in people}
+        users |= companions
     elif state.key is not None:  # not loaded, so not changed: the rows in the database are its companions
         users |= known.companions.get(state.identity[0], set())
     people = _user_slots(users)
     return None if people is None else firms | people
+
+
+def _member_ids(state, key: str) -> Optional[set]:
+    """The ids of a loaded collection's members before and after the flush; None when one has no id yet."""
+    history = state.attrs[key].history
+    members = [*history.added, *history.unchanged, *history.deleted]
+    return None if any(m.id is None for m in members) else {m.id for m in members}
 
 
 def _edits_need_only(visit) -> bool:
@@ -445,8 +478,16 @@ def _place_firm(firm, known: _Lookups) -> Optional[set]:
         return set()
     if state.session is not None and firm in state.session.deleted:
         return None
+    moved = _columns_move(state, _FIRM_PLACED)
+    if moved is None:
+        return None
+    return _firm_slots({state.identity[0]}, "firm") if moved else set()
+
+
+def _columns_move(state, keys: Iterable[str]) -> Optional[bool]:
+    """Whether the flush changes one of these columns of a loaded row; None when that is not known here."""
     moved = False
-    for key in _FIRM_PLACED:
+    for key in keys:
         if any(state.attrs[rel.key].history.has_changes() for rel in _relationships_of(state.mapper, key)):
             return None  # set through a relationship (``firm.street = ...``): the column changes during the flush
         if key not in state.committed_state:
@@ -455,11 +496,49 @@ def _place_firm(firm, known: _Lookups) -> Optional[set]:
         if old is NO_VALUE or key not in state.dict:
             return None  # a value not loaded: whether it changed is not known here
         moved |= old != state.dict[key]
-    return _firm_slots({state.identity[0]}, "firm") if moved else set()
+    return moved
 
 
 #: the firm's columns the numbers read besides its id
 _FIRM_PLACED = tuple(sorted(COLUMN_SENSITIVE["firm"] - {"id"}))
+#: an event's columns and collections the numbers read (its venue, title or capacity move none)
+_EVENT_PLACED = tuple(sorted(COLUMN_SENSITIVE["event"] - {"id"}))
+_EVENT_COLLECTIONS = ("industries", "organisers", "staff")
+
+
+def _event_moves(event) -> Optional[bool]:
+    """Whether the flush changes one of the event's columns or collections the numbers read; None when that is not
+    known here (a column set through a relationship, ``event.campaign = ...``, or one not loaded)."""
+    state = sa.inspect(event)
+    moved = _columns_move(state, _EVENT_PLACED)
+    if moved is None:
+        return None
+    return moved or any(key in state.dict and state.attrs[key].history.has_changes() for key in _EVENT_COLLECTIONS)
+
+
+def _place_event(event, known: _Lookups) -> Optional[set]:
+    """An event whose date, status, campaign, organisers, industries or staff the flush changes, or a new event: the
+    ``event`` row (events held, the organisers kept between views), the check-in shards of every firm registered for
+    it, and the people shards of its staff before and after. Its other columns move nothing
+    (``COLUMN_SENSITIVE``); a deleted event is not placed."""
+    state = sa.inspect(event)
+    if state.session is not None and event in state.session.deleted:
+        return None
+    if state.key is not None:
+        moves = _event_moves(event)
+        if not moves:
+            return None if moves is None else set()
+    staff = set(known.event_staff.get(state.identity[0], ())) if state.key is not None else set()
+    if "staff" in state.dict:
+        members = _member_ids(state, "staff")
+        if members is None:
+            return None
+        staff |= members
+    firms = known.event_firms.get(state.identity[0], set()) if state.key is not None else set()
+    firm_slots, people_slots = _firm_slots(firms, "registration"), _user_slots(staff)
+    if firm_slots is None or people_slots is None:
+        return None
+    return {EVENT_SLOT} | firm_slots | people_slots
 
 
 #: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
@@ -469,6 +548,7 @@ _PLACERS: dict[str, tuple[frozenset, Callable]] = {
     "credit_application": (frozenset({"credit_application"}), _place_application),
     "pledge": (frozenset({"pledge"}), _place_pledge),
     "firm": (frozenset({"firm"}), _place_firm),
+    "event": (frozenset({"event", "event_organiser", "event_industry", "event_staff"}), _place_event),
 }
 
 
