@@ -19,6 +19,7 @@ from crm.dashboard import metrics, shards, snapshots
 from crm.dashboard.fastsql import FastSqlBackend
 from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
 from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
+from crm.events.services import EventData
 from crm.extensions import db
 from crm.firms.models import Firm
 from crm.core.models import Industry
@@ -761,18 +762,6 @@ def test_a_view_computed_whole_again_in_the_same_transaction_reads_its_rows_agai
 # -- events: their date, status, campaign, organisers, industries and staff are placed ---------------------------
 
 
-def _event_data(event, **changes):
-    from crm.events.services import EventData
-
-    data = dict(title=event.title, kind=event.kind, held_on=event.held_on, campaign_id=event.campaign_id,
-                code=event.code, start_time=event.start_time, end_time=event.end_time, venue=event.venue,
-                capacity=event.capacity, status=event.status, description=event.description,
-                organiser_ids=[o.id for o in event.organisers], industry_codes=[i.code for i in event.industries],
-                staff_ids=[u.id for u in event.staff])
-    data.update(changes)
-    return EventData(**data)
-
-
 def _busy_event():
     """A held event with check-ins and staff, and the firms registered for it."""
     event = db.session.scalar(
@@ -812,20 +801,20 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
         return {snapshots.SOURCES["people"] + u // 2 for u in ids}
 
     got = bumped(lambda: event_services.update_event(
-        event, _event_data(event, held_on=event.held_on - timedelta(days=1)), bureau))
+        event, EventData.of(event, held_on=event.held_on - timedelta(days=1)), bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff)
-    got = bumped(lambda: event_services.update_event(event, _event_data(event, title=event.title + "（改期）",
+    got = bumped(lambda: event_services.update_event(event, EventData.of(event, title=event.title + "（改期）",
                                                                           venue="会议中心二楼"), bureau))
     assert got == {}
-    got = bumped(lambda: event_services.update_event(event, _event_data(event, staff_ids=[*staff, newcomer.id]),
+    got = bumped(lambda: event_services.update_event(event, EventData.of(event, staff_ids=[*staff, newcomer.id]),
                                                      bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
-    got = bumped(lambda: event_services.update_event(event, _event_data(event, status=EventStatus.CANCELLED,
+    got = bumped(lambda: event_services.update_event(event, EventData.of(event, status=EventStatus.CANCELLED,
                                                                           industry_codes=["ai"]), bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
 
     holder = {}
-    got = bumped(lambda: holder.setdefault("new", event_services.create_event(_event_data(
+    got = bumped(lambda: holder.setdefault("new", event_services.create_event(EventData.of(
         event, code="", title="新活动", staff_ids=[newcomer.id]), bureau)))
     assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
     other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
@@ -861,7 +850,7 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
         refreshed = small.stats["refreshed"]
         event = db.session.get(Event, event.id)
         with scoped(scope_for(bureau)):
-            event_services.update_event(event, _event_data(event, **changes), bureau)
+            event_services.update_event(event, EventData.of(event, **changes), bureau)
         db.session.commit()
         seen.append(_check(small, filters, scopes))
         assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed, changes
@@ -894,7 +883,7 @@ def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
             other.flush()
 
     with scoped(scope_for(facts["bureau"])):
-        event_services.update_event(event, _event_data(event, held_on=held_on - timedelta(days=2)), facts["bureau"])
+        event_services.update_event(event, EventData.of(event, held_on=held_on - timedelta(days=2)), facts["bureau"])
     with db.engine.connect() as conn:  # the change is flushed, not committed: the registration cannot go in
         conn.begin()
         conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
