@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                 log(f"== {engine} scale {scale:g}")
                 t0 = time.perf_counter()
                 if engine == "sqlite":
-                    url, meta = runner.prepare_sqlite(scale, args.seed, Path(args.cache_dir), work_dir, log)
+                    url, meta = runner.prepare_sqlite(scale, args.seed, Path(args.cache_dir).resolve(), work_dir, log)
                 else:
                     name = f"bench_{str(scale).replace('.', '_')}_{args.seed}"
                     url = pg.create_database(name)

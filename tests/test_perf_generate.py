@@ -139,3 +139,26 @@ def test_refuses_a_database_with_data_unless_append(app, runner):
                                    "--no-analyze"])
     assert appended.exit_code == 0, appended.output
     assert db.session.scalar(sa.text("SELECT COUNT(*) FROM firm")) == 2 * firms
+
+
+def test_the_loaders_connection_goes_back_to_the_pool_with_foreign_keys_checked(generated):
+    """The loader turns foreign key checks off for its own session; every pooled connection the application gets
+    afterwards checks them again (a registration of an event that does not exist is refused)."""
+    from sqlalchemy.orm import Session
+
+    from crm.events.models import Registration, RegistrationSource
+
+    pool = db.engine.pool
+    conns = [db.engine.connect() for _ in range(max(1, pool.checkedin()))]
+    try:
+        for conn in conns:
+            conn.begin()
+            firm_id = conn.execute(sa.text("SELECT MIN(id) FROM firm")).scalar()
+            with Session(bind=conn) as s, pytest.raises(sa.exc.IntegrityError, match="(?i)foreign key"):
+                s.add(Registration(event_id=987_654, firm_id=firm_id, person_name="张三", mobile="13800138000",
+                                   source=RegistrationSource.INVITED))
+                s.flush()
+            conn.rollback()
+    finally:
+        for conn in conns:
+            conn.close()

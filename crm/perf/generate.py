@@ -450,8 +450,21 @@ class Loader:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        self._restore_session()
         self.raw.close()
         return timings
+
+    def _restore_session(self) -> None:
+        """PostgreSQL: undo the load's session settings before the connection goes back to the pool, where the
+        application would otherwise run on it without foreign key checks (``session_replication_role``)."""
+        if self.dialect.name != "postgresql":
+            return
+        self.dbapi.rollback()
+        cur = self.dbapi.cursor()
+        for name in ("session_replication_role", "synchronous_commit", "maintenance_work_mem"):
+            cur.execute(f"RESET {name}")
+        cur.close()
+        self.dbapi.commit()
 
     def abort(self) -> None:
         try:
@@ -465,6 +478,7 @@ class Loader:
             self.dbapi.commit()
             if self.dialect.name == "sqlite":
                 cur.execute("PRAGMA foreign_keys=ON")
+            self._restore_session()
         finally:
             self.raw.close()
 
