@@ -26,6 +26,7 @@ from crm.core.models import Industry
 from crm.credit.models import CreditApplication
 from crm.orgs.models import Campaign, Organisation
 from crm.visits.models import Visit, visit_companion
+from tests.sqlcount import statements
 from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
     REFERENCE, _bulk_writes, _edit_needs, _facts, _plain, _service_writes, random_filter, site,
 )
@@ -263,7 +264,8 @@ def test_a_pledged_patent_its_valuation_and_targets_move_no_global_slot(small):
     from tests.factories_credit import pledge_data
 
     s = db.session
-    app = s.scalar(sa.select(CreditApplication).join(CreditProduct, CreditProduct.code == CreditApplication.product_code)
+    app = s.scalar(sa.select(CreditApplication)
+                   .join(CreditProduct, CreditProduct.code == CreditApplication.product_code)
                    .where(CreditProduct.is_ip_pledge.is_(True),
                           CreditApplication.stage.in_([Stage.ACCEPTED, Stage.UNDER_REVIEW, Stage.APPROVED]))
                    .order_by(CreditApplication.id).limit(1))
@@ -766,7 +768,8 @@ def _busy_event():
     """A held event with check-ins and staff, and the firms registered for it."""
     event = db.session.scalar(
         sa.select(Event).where(Event.status == EventStatus.HELD,
-                               Event.id.in_(sa.select(Registration.event_id).where(Registration.checked_in_at.is_not(None))),
+                               Event.id.in_(sa.select(Registration.event_id)
+                                            .where(Registration.checked_in_at.is_not(None))),
                                Event.id.in_(sa.select(event_staff.c.event_id)))
         .order_by(Event.id).limit(1))
     firms = set(db.session.scalars(sa.select(Registration.firm_id).where(Registration.event_id == event.id)))
@@ -896,3 +899,87 @@ def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
         conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
         register(conn)
         conn.rollback()
+
+
+def test_an_events_change_reads_its_registrations_holding_the_write_lock(small):
+    """SQLite: the placement of an event's change reads the firms registered for it only once no other writer can
+    commit (pysqlite begins a transaction at the first write, which here comes after that read)."""
+    import sqlite3
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL: test_a_registration_for_an_event_being_changed_waits_for_that_change")
+    bureau = _facts()["bureau"]
+    event, _firms = _busy_event()
+    db.session.commit()
+    blocked = []
+
+    def at_the_read(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("SELECT DISTINCT registration.event_id, registration.firm_id"):
+            other = sqlite3.connect(db.engine.url.database, timeout=0)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                blocked.append(False)
+            except sqlite3.OperationalError:
+                blocked.append(True)
+            finally:
+                other.close()
+
+    sa.event.listen(db.engine, "before_cursor_execute", at_the_read)
+    try:
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event, EventData.of(event, held_on=event.held_on + timedelta(days=3)), bureau)
+        db.session.commit()
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", at_the_read)
+    assert blocked == [True]
+
+
+def test_an_event_change_meeting_a_registration_in_flight_is_not_placed_and_a_firm_change_waits(small):
+    """PostgreSQL: an event changed while another transaction holds a registration of it in flight does not wait
+    (no deadlock with imports): its write is not placed, so it bumps a global slot. A registration given to another
+    firm waits for an event change in flight (its event keeps its id, so no foreign key check locks the event)."""
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session
+
+    from crm.events import services as event_services
+    from crm.events.models import RegistrationSource
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    bureau = _facts()["bureau"]
+    event, firms = _busy_event()
+    newcomer = db.session.scalar(sa.select(Firm.id).where(Firm.id.not_in(firms)).order_by(Firm.id).limit(1))
+    registration_id = db.session.scalar(sa.select(Registration.id).where(Registration.event_id == event.id)
+                                        .order_by(Registration.id).limit(1))
+    db.session.commit()
+
+    with db.engine.connect() as conn, Session(bind=conn) as other:  # a registration in flight, not committed
+        conn.begin()
+        other.add(Registration(event_id=event.id, firm_id=newcomer, person_name="李四", mobile="13900139000",
+                               source=RegistrationSource.INVITED))
+        other.flush()
+        before = _rows()
+        db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+        with scoped(scope_for(bureau)), statements() as sent:
+            event_services.update_event(event, EventData.of(event, held_on=event.held_on + timedelta(days=1)), bureau)
+        db.session.commit()
+        assert _global(_bumped(before, _rows())) == 1
+        assert any("FOR UPDATE NOWAIT" in sql for sql in sent)  # (it did not wait for the registration)
+        conn.rollback()
+
+    event = db.session.get(Event, event.id)
+    with scoped(scope_for(bureau)):
+        event_services.update_event(event, EventData.of(event, held_on=event.held_on - timedelta(days=1)), bureau)
+    with db.engine.connect() as conn, Session(bind=conn) as other:  # the event's change in flight
+        conn.begin()
+        conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+        registration = other.get(Registration, registration_id)
+        registration.firm_id = newcomer
+        with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+            other.flush()
+        conn.rollback()
+    db.session.commit()

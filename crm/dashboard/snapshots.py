@@ -288,9 +288,9 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
 # flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application``,
 # ``pledge``, ``firm`` (its industry, district or street) and ``event`` with its organisers, industries and staff
 # (the firms registered for it, its staff and the one ``event`` row: ``_place_event``) are placed in shards; a
-# statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush cannot place (a value not
-# loaded, a row without its firm) and every statement outside a flush (bulk statements, importers, ``text()``)
-# bumps a global slot as before, which every view reads.
+# statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush
+# cannot place (a value not loaded, a row without its firm) and every statement outside a flush (bulk statements,
+# importers, ``text()``) bumps a global slot as before, which every view reads.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,7 +359,7 @@ class _Lookups:
         from crm.events.models import Event, Registration, event_staff
         from crm.visits.models import visit_companion
 
-        visit_ids, app_ids, event_ids = [], set(), []
+        visit_ids, app_ids, event_ids, moved_registrations = [], set(), [], set()
         for obj in objs:
             state = sa.inspect(obj)
             table = state.mapper.local_table.name
@@ -369,19 +369,20 @@ class _Lookups:
                 app_ids |= _values(obj, "application_id") or set()
             elif table == "event" and state.key is not None and _event_moves(obj):
                 event_ids.append(state.identity[0])
+            elif table == "registration" and state.key is not None and len(_values(obj, "firm_id") or ()) > 1:
+                moved_registrations |= _values(obj, "event_id") or set()
         self.companions: dict[int, set] = {}
         self.app_firms: dict[int, int] = {}
         self.event_firms: dict[int, set] = {}
         self.event_staff: dict[int, set] = {}
+        self.events_locked = False
         with session.no_autoflush:
+            if moved_registrations:  # (a registration given to another firm: see ``_lock_events``)
+                _lock_events(session, sorted(moved_registrations), share=True)
             if event_ids:
-                # PostgreSQL: the strongest row lock first. A registration or a staff row inserted for the event by
-                # another transaction takes a key-share lock on it (the foreign key's check), which conflicts: that
-                # transaction waits for this one to commit (its own bump comes after the event's change), or this
-                # one waits for it, and the rows read below include its row. (SQLite has one writer at a time.)
                 ids = sorted(event_ids)
-                session.execute(sa.select(Event.id).where(Event.id.in_(ids)).order_by(Event.id).with_for_update()
-                                .execution_options(skip_tenant_scope=True))
+                self.events_locked = _lock_events(session, ids)
+            if self.events_locked:
                 self.event_firms = {e: set() for e in ids}
                 self.event_staff = {e: set() for e in ids}
                 for event_id, firm_id in session.execute(sa.select(Registration.event_id, Registration.firm_id)
@@ -399,6 +400,45 @@ class _Lookups:
             if app_ids:
                 self.app_firms = dict(session.execute(sa.select(CreditApplication.id, CreditApplication.firm_id)
                                                       .where(CreditApplication.id.in_(sorted(app_ids)))).all())
+
+
+def _lock_events(session, ids: list, *, share: bool = False) -> bool:
+    """Serialise a change of these events' numbers with the writes that give them a registration (or a staff row)
+    another transaction's placement of the change could miss; False when the lock was not free (the change is then
+    not placed: its commit bumps a global slot, which is exact whatever was written meanwhile).
+
+    The change reads its events' registrations and staff right after this, and places its write in their shards. A
+    row written for one of these events by another transaction after that read and committed before this change
+    would be counted, by a view computed between the two commits, with the event as it was, in a shard this change
+    does not bump. So, before the read:
+
+    * PostgreSQL: the change takes ``FOR UPDATE NOWAIT`` on the events' rows. A registration or staff row inserted
+      for the event, or moved to it, takes a key-share lock on the event row for its foreign key's check; a
+      registration given to another firm takes one here (``share``: ``FOR KEY SHARE``, waiting). Those conflict
+      with the change's lock: the other transaction waits for the change to commit (its own bump then comes after
+      the change is visible), or, when it holds its lock first, the change does not wait for it (no deadlock with
+      an import holding several events) and is not placed.
+    * SQLite: a change takes the database's write lock before reading (a write to no row of the version table), so
+      no other writer commits until it does. pysqlite begins a transaction only at the first write: without this the
+      read would see no transaction at all.
+    """
+    from crm.events.models import Event
+
+    if session.get_bind().dialect.name != "postgresql":
+        if not share:
+            session.execute(sa.update(write_version).where(write_version.c.slot < 0).values(n=write_version.c.n))
+        return True
+    lock = sa.select(Event.id).where(Event.id.in_(ids)).order_by(Event.id).execution_options(skip_tenant_scope=True)
+    if share:
+        session.execute(lock.with_for_update(read=True, key_share=True))
+        return True
+    conn = session.connection()
+    try:
+        with conn.begin_nested():
+            conn.execute(lock.with_for_update(nowait=True))
+    except sa.exc.OperationalError:
+        return False
+    return True
 
 
 def _place_visit(visit, known: _Lookups) -> Optional[set]:
@@ -528,6 +568,8 @@ def _place_event(event, known: _Lookups) -> Optional[set]:
         moves = _event_moves(event)
         if not moves:
             return None if moves is None else set()
+        if not known.events_locked:
+            return None
     staff = set(known.event_staff.get(state.identity[0], ())) if state.key is not None else set()
     if "staff" in state.dict:
         members = _member_ids(state, "staff")
