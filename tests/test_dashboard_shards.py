@@ -983,3 +983,30 @@ def test_an_event_change_meeting_a_registration_in_flight_is_not_placed_and_a_fi
             other.flush()
         conn.rollback()
     db.session.commit()
+
+
+def test_a_registration_given_to_another_firm_is_placed_only_with_its_event_known(small):
+    """Its event is locked against a change of the event in flight (``snapshots._lock_events``), so it must be known
+    to the flush: both firms' check-in shards are bumped; with the event id not loaded, a global slot is."""
+    s = db.session
+    registration = s.scalar(sa.select(Registration).order_by(Registration.id).limit(1))
+    first = registration.firm_id
+    other = s.scalar(sa.select(Firm.id).where(Firm.id // 4 != first // 4).order_by(Firm.id).limit(1))
+    s.commit()
+
+    def bumped(write) -> dict:
+        before = _rows()
+        write()
+        s.commit()
+        return _bumped(before, _rows())
+
+    def give(firm_id, expire=False):
+        reg = s.get(Registration, registration.id)
+        _ = reg.firm_id, reg.event_id
+        if expire:
+            s.expire(reg, ["event_id"])
+        reg.firm_id = firm_id
+
+    got = bumped(lambda: give(other))
+    assert set(got) == {snapshots.SOURCES["registration"] + f // 4 for f in (first, other)}
+    assert _global(bumped(lambda: give(first, expire=True))) == 1

@@ -113,7 +113,7 @@ def test_capacity_message_names_the_capacity(world):
     e = fe.event([world.bank_a], world.campaign, capacity=1)
     fe.registration(e)
     with pytest.raises(services.CapacityError) as exc:
-        services.add_registration(e, world.firm, services.PersonData(person_name="甲", mobile="13900000001"),
+        services.add_registration(e, world.firm, services.PersonData(person_name="甲", mobile="13600001234"),
                                   world.rm_a)
     assert "1" in str(exc.value)
 

@@ -436,9 +436,14 @@ def _lock_events(session, ids: list, *, share: bool = False) -> bool:
     try:
         with conn.begin_nested():
             conn.execute(lock.with_for_update(nowait=True))
-    except sa.exc.OperationalError:
+    except sa.exc.OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+            raise
         return False
     return True
+
+
+_LOCK_NOT_AVAILABLE = "55P03"  #: PostgreSQL's SQLSTATE for a NOWAIT lock that was not free
 
 
 def _place_visit(visit, known: _Lookups) -> Optional[set]:
@@ -494,7 +499,13 @@ def _visit_quiet_keys(mapper) -> frozenset:
 
 
 def _place_registration(registration, known: _Lookups) -> Optional[set]:
-    return _firm_slots(_values(registration, "firm_id"), "registration")
+    """The registration's firm, before and after. Given to another firm, its event must be known: ``_Lookups`` locks
+    it (``_lock_events``)."""
+    firms = _values(registration, "firm_id")
+    if firms is not None and len(firms) > 1 and sa.inspect(registration).key is not None \
+            and _values(registration, "event_id") is None:
+        return None
+    return _firm_slots(firms, "registration")
 
 
 def _place_application(application, known: _Lookups) -> Optional[set]:
