@@ -54,6 +54,18 @@ def _global(bumped: dict) -> int:
     return sum(n for slot, n in bumped.items() if slot < snapshots.SHARD_BLOCK)
 
 
+def _bumped_by(write, scope=None) -> dict:
+    """The version rows ``write()`` bumps, committed (as ``scope``'s user when given)."""
+    before = _rows()
+    if scope is None:
+        write()
+    else:
+        with scoped(scope):
+            write()
+    db.session.commit()
+    return _bumped(before, _rows())
+
+
 def _check(backend, filters, scopes) -> list:
     seen = []
     for scope in scopes:
@@ -216,11 +228,7 @@ def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
     firm = s.get(Firm, visit.firm_id)
     s.commit()
 
-    def bumped(write) -> dict:
-        before = _rows()
-        write()
-        s.commit()
-        return _bumped(before, _rows())
+    bumped = _bumped_by
 
     # an expired visit: the firm is not known to the flush
     assert _global(bumped(lambda: setattr(visit, "need_amount_fen", 1))) == 1
@@ -276,11 +284,7 @@ def test_a_pledged_patent_its_valuation_and_targets_move_no_global_slot(small):
     s.commit()
 
     def bumped(write) -> dict:
-        before = _rows()
-        with scoped(scope_for(rm)):
-            write()
-        s.commit()
-        return _bumped(before, _rows())
+        return _bumped_by(write, scope_for(rm))
 
     today = date(2026, 11, 26)
     got = bumped(lambda: credit_services.add_pledge(app, rm, pledge_data(), today=today))
@@ -794,11 +798,7 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     registration_slots = {snapshots.SOURCES["registration"] + f // 4 for f in firms}
 
     def bumped(write) -> dict:
-        before = _rows()
-        with scoped(scope_for(bureau)):
-            write()
-        s.commit()
-        return _bumped(before, _rows())
+        return _bumped_by(write, scope_for(bureau))
 
     def people(ids):
         return {snapshots.SOURCES["people"] + u // 2 for u in ids}
@@ -994,11 +994,7 @@ def test_a_registration_given_to_another_firm_is_placed_only_with_its_event_know
     other = s.scalar(sa.select(Firm.id).where(Firm.id // 4 != first // 4).order_by(Firm.id).limit(1))
     s.commit()
 
-    def bumped(write) -> dict:
-        before = _rows()
-        write()
-        s.commit()
-        return _bumped(before, _rows())
+    bumped = _bumped_by
 
     def give(firm_id, expire=False):
         reg = s.get(Registration, registration.id)
