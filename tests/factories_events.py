@@ -14,6 +14,7 @@ from crm.events.models import (
     RegistrationSource,
     RegistrationStatus,
 )
+from crm.events import services
 from crm.extensions import db
 from tests import factories
 
@@ -57,3 +58,16 @@ def firm_with_contact(owner, *, name: Optional[str] = None, industry: str = "ai"
     f = factories.firm(name, industry=industry, street_id=street.id if street is not None else None)
     factories.contact(f, owner, name=person, mobile=mob or mobile())
     return f
+
+
+def event_data(event: Event, **changes) -> services.EventData:
+    """The event as it is, with ``changes``: what its edit form carries when only those fields are changed."""
+    data = dict(title=event.title, kind=event.kind, held_on=event.held_on, campaign_id=event.campaign_id,
+                code=event.code, start_time=event.start_time, end_time=event.end_time, venue=event.venue,
+                capacity=event.capacity, status=event.status, description=event.description,
+                organiser_ids=[o.id for o in event.organisers], industry_codes=[i.code for i in event.industries],
+                staff_ids=[u.id for u in event.staff], deals_signed=event.deals_signed,
+                deals_signed_fen=event.deals_signed_fen, intentions=event.intentions,
+                intentions_fen=event.intentions_fen)
+    data.update(changes)
+    return services.EventData(**data)

@@ -19,13 +19,13 @@ from crm.dashboard import metrics, shards, snapshots
 from crm.dashboard.fastsql import FastSqlBackend
 from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
 from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
-from crm.events.services import EventData
 from crm.extensions import db
 from crm.firms.models import Firm
 from crm.core.models import Industry
 from crm.credit.models import CreditApplication
 from crm.orgs.models import Campaign, Organisation
 from crm.visits.models import Visit, visit_companion
+from tests.factories_events import event_data
 from tests.sqlcount import statements
 from tests.test_dashboard_snapshots import (  # noqa: F401  (site is a fixture)
     REFERENCE, _bulk_writes, _edit_needs, _facts, _plain, _service_writes, random_filter, site,
@@ -804,20 +804,20 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
         return {snapshots.SOURCES["people"] + u // 2 for u in ids}
 
     got = bumped(lambda: event_services.update_event(
-        event, EventData.of(event, held_on=event.held_on - timedelta(days=1)), bureau))
+        event, event_data(event, held_on=event.held_on - timedelta(days=1)), bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff)
-    got = bumped(lambda: event_services.update_event(event, EventData.of(event, title=event.title + "（改期）",
+    got = bumped(lambda: event_services.update_event(event, event_data(event, title=event.title + "（改期）",
                                                                           venue="会议中心二楼"), bureau))
     assert got == {}
-    got = bumped(lambda: event_services.update_event(event, EventData.of(event, staff_ids=[*staff, newcomer.id]),
+    got = bumped(lambda: event_services.update_event(event, event_data(event, staff_ids=[*staff, newcomer.id]),
                                                      bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
-    got = bumped(lambda: event_services.update_event(event, EventData.of(event, status=EventStatus.CANCELLED,
+    got = bumped(lambda: event_services.update_event(event, event_data(event, status=EventStatus.CANCELLED,
                                                                           industry_codes=["ai"]), bureau))
     assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
 
     holder = {}
-    got = bumped(lambda: holder.setdefault("new", event_services.create_event(EventData.of(
+    got = bumped(lambda: holder.setdefault("new", event_services.create_event(event_data(
         event, code="", title="新活动", staff_ids=[newcomer.id]), bureau)))
     assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
     other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
@@ -853,7 +853,7 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
         refreshed = small.stats["refreshed"]
         event = db.session.get(Event, event.id)
         with scoped(scope_for(bureau)):
-            event_services.update_event(event, EventData.of(event, **changes), bureau)
+            event_services.update_event(event, event_data(event, **changes), bureau)
         db.session.commit()
         seen.append(_check(small, filters, scopes))
         assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed, changes
@@ -886,7 +886,7 @@ def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
             other.flush()
 
     with scoped(scope_for(facts["bureau"])):
-        event_services.update_event(event, EventData.of(event, held_on=held_on - timedelta(days=2)), facts["bureau"])
+        event_services.update_event(event, event_data(event, held_on=held_on - timedelta(days=2)), facts["bureau"])
     with db.engine.connect() as conn:  # the change is flushed, not committed: the registration cannot go in
         conn.begin()
         conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
@@ -930,7 +930,7 @@ def test_an_events_change_reads_its_registrations_holding_the_write_lock(small):
     sa.event.listen(db.engine, "before_cursor_execute", at_the_read)
     try:
         with scoped(scope_for(bureau)):
-            event_services.update_event(event, EventData.of(event, held_on=event.held_on + timedelta(days=3)), bureau)
+            event_services.update_event(event, event_data(event, held_on=event.held_on + timedelta(days=3)), bureau)
         db.session.commit()
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", at_the_read)
@@ -965,7 +965,7 @@ def test_an_event_change_meeting_a_registration_in_flight_is_not_placed_and_a_fi
         before = _rows()
         db.session.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
         with scoped(scope_for(bureau)), statements() as sent:
-            event_services.update_event(event, EventData.of(event, held_on=event.held_on + timedelta(days=1)), bureau)
+            event_services.update_event(event, event_data(event, held_on=event.held_on + timedelta(days=1)), bureau)
         db.session.commit()
         assert _global(_bumped(before, _rows())) == 1
         assert any("FOR UPDATE NOWAIT" in sql for sql in sent)  # (it did not wait for the registration)
@@ -973,7 +973,7 @@ def test_an_event_change_meeting_a_registration_in_flight_is_not_placed_and_a_fi
 
     event = db.session.get(Event, event.id)
     with scoped(scope_for(bureau)):
-        event_services.update_event(event, EventData.of(event, held_on=event.held_on - timedelta(days=1)), bureau)
+        event_services.update_event(event, event_data(event, held_on=event.held_on - timedelta(days=1)), bureau)
     with db.engine.connect() as conn, Session(bind=conn) as other:  # the event's change in flight
         conn.begin()
         conn.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")

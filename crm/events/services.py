@@ -153,19 +153,6 @@ class EventData:
     intentions: int = 0
     intentions_fen: int = 0
 
-    @classmethod
-    def of(cls, event: Event, **changes) -> "EventData":
-        """The event as it is, with ``changes``: what its edit form carries when only those fields are changed."""
-        data = dict(title=event.title, kind=event.kind, held_on=event.held_on, campaign_id=event.campaign_id,
-                    code=event.code, start_time=event.start_time, end_time=event.end_time, venue=event.venue,
-                    capacity=event.capacity, status=event.status, description=event.description,
-                    organiser_ids=[o.id for o in event.organisers], industry_codes=[i.code for i in event.industries],
-                    staff_ids=[u.id for u in event.staff], deals_signed=event.deals_signed,
-                    deals_signed_fen=event.deals_signed_fen, intentions=event.intentions,
-                    intentions_fen=event.intentions_fen)
-        data.update(changes)
-        return cls(**data)
-
 
 def _organisers_for(user, organiser_ids: Iterable[int]) -> list[Organisation]:
     ids = {int(i) for i in organiser_ids}
