@@ -369,7 +369,7 @@ class _Lookups:
                 app_ids |= _values(obj, "application_id") or set()
             elif table == "event" and state.key is not None and _event_moves(obj):
                 event_ids.append(state.identity[0])
-            elif table == "registration" and state.key is not None and len(_values(obj, "firm_id") or ()) > 1:
+            elif table == "registration" and _given_to_another_firm(obj):
                 moved_registrations |= _values(obj, "event_id") or set()
         self.companions: dict[int, set] = {}
         self.app_firms: dict[int, int] = {}
@@ -498,14 +498,18 @@ def _visit_quiet_keys(mapper) -> frozenset:
                      if not {col.key for col in attr.columns} & VISIT_COUNTED)
 
 
+def _given_to_another_firm(registration) -> bool:
+    """Whether the flush changes the firm of a registration already stored (its event is then locked first:
+    ``_lock_events``)."""
+    return sa.inspect(registration).key is not None and len(_values(registration, "firm_id") or ()) > 1
+
+
 def _place_registration(registration, known: _Lookups) -> Optional[set]:
     """The registration's firm, before and after. Given to another firm, its event must be known: ``_Lookups`` locks
-    it (``_lock_events``)."""
-    firms = _values(registration, "firm_id")
-    if firms is not None and len(firms) > 1 and sa.inspect(registration).key is not None \
-            and _values(registration, "event_id") is None:
+    it."""
+    if _given_to_another_firm(registration) and _values(registration, "event_id") is None:
         return None
-    return _firm_slots(firms, "registration")
+    return _firm_slots(_values(registration, "firm_id"), "registration")
 
 
 def _place_application(application, known: _Lookups) -> Optional[set]:
