@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from crm.core.scoping import SYSTEM, scope_for, scoped
 from crm.dashboard import metrics, shards, snapshots
 from crm.dashboard.fastsql import FastSqlBackend
 from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
-from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
+from crm.events.models import CheckinMethod, Event, EventStatus, Registration, event_organiser, event_staff
 from crm.extensions import db
 from crm.firms.models import Firm
 from crm.core.models import Industry
@@ -214,10 +215,11 @@ def test_a_visit_saved_bumps_its_firms_shard_and_its_peoples_shards_only(small):
     db.session.commit()
     assert set(_bumped(before, _rows())) == firm_slots(app.firm_id, source="credit")
 
-    # any change to a registration through the flush is its firm's
+    # a check-in through the flush (the attendance ledger) is its firm's
     before = _rows()
-    reg = db.session.scalar(sa.select(Registration).order_by(Registration.id).limit(1))
-    reg.remarks = "shard test"  # any change to the row
+    reg = db.session.scalar(sa.select(Registration).where(Registration.checked_in_at.is_(None))
+                            .order_by(Registration.id).limit(1))
+    reg.checked_in_at, reg.checkin_method = datetime(2026, 6, 18, 6, 5, tzinfo=timezone.utc), CheckinMethod.PAPER
     db.session.commit()
     assert set(_bumped(before, _rows())) == firm_slots(reg.firm_id, source="registration")
 
@@ -769,21 +771,30 @@ def test_a_view_computed_whole_again_in_the_same_transaction_reads_its_rows_agai
 
 
 def _busy_event():
-    """A held event with check-ins and staff, and the firms registered for it."""
+    """A held event with check-ins, people registered who did not come, and staff; and the firms registered for
+    it."""
     event = db.session.scalar(
         sa.select(Event).where(Event.status == EventStatus.HELD,
                                Event.id.in_(sa.select(Registration.event_id)
                                             .where(Registration.checked_in_at.is_not(None))),
+                               Event.id.in_(sa.select(Registration.event_id)
+                                            .where(Registration.checked_in_at.is_(None))),
                                Event.id.in_(sa.select(event_staff.c.event_id)))
         .order_by(Event.id).limit(1))
     firms = set(db.session.scalars(sa.select(Registration.firm_id).where(Registration.event_id == event.id)))
     return event, firms
 
 
+def _checked_in_firms(event_id) -> set:
+    return set(db.session.scalars(sa.select(Registration.firm_id).where(Registration.event_id == event_id,
+                                                                        Registration.checked_in_at.is_not(None))))
+
+
 def test_an_events_date_status_campaign_organisers_industries_or_staff_are_placed(small):
-    """Editing such an event bumps the ``event`` row, the check-in shards of the firms registered for it and the
-    people shards of its staff before and after; its title or venue bump nothing; a new event bumps the event row and
-    its staff; a column set through a relationship or a deleted event bumps a global slot."""
+    """Editing such an event bumps the ``event`` row, the check-in shards of the firms checked in at it (not those
+    only registered) and the people shards of its staff before and after; its title or venue bump nothing; a new
+    event bumps the event row and its staff; a column set through a relationship or a deleted event bumps a global
+    slot."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -794,8 +805,10 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     event, firms = _busy_event()
     staff = {u.id for u in event.staff}
     newcomer = next(u for u in facts["bank_users"][facts["banks"][1].id] if u.id not in staff)
+    checked_in = _checked_in_firms(event.id)
     s.commit()
-    registration_slots = {snapshots.SOURCES["registration"] + f // 4 for f in firms}
+    registration_slots = {snapshots.SOURCES["registration"] + f // 4 for f in checked_in}
+    assert registration_slots != {snapshots.SOURCES["registration"] + f // 4 for f in firms}  # (some did not come)
 
     def bumped(write) -> dict:
         return _bumped_by(write, scope_for(bureau))
@@ -818,11 +831,22 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
 
     holder = {}
     got = bumped(lambda: holder.setdefault("new", event_services.create_event(event_data(
-        event, code="", title="新活动", staff_ids=[newcomer.id]), bureau)))
+        event, code="", title="新活动", status=EventStatus.PLANNED, staff_ids=[newcomer.id]), bureau)))
     assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
     other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
     assert _global(bumped(lambda: setattr(s.get(Event, event.id), "campaign", s.get(Campaign, other.id)))) == 1
     assert _global(bumped(lambda: s.delete(s.get(Event, holder["new"].id)))) == 1
+
+    planned = event_services.create_event(event_data(event, code="", title="筹备中的活动", status=EventStatus.PLANNED,
+                                                     staff_ids=[newcomer.id]), bureau)
+    for firm_id in sorted(firms)[:3]:  # people registered, none checked in yet
+        event_services.add_registration(planned, s.get(Firm, firm_id), event_services.PersonData(
+            person_name="王五", mobile=f"1390000{firm_id:04d}"), bureau)
+    s.commit()
+    planned = s.get(Event, planned.id)
+    got = bumped(lambda: event_services.update_event(planned, event_data(
+        planned, held_on=planned.held_on + timedelta(days=7)), bureau))
+    assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
 
 
 def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
@@ -858,6 +882,26 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
         seen.append(_check(small, filters, scopes))
         assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed, changes
     assert seen[0] != first and len({repr(v) for v in seen}) > 2  # the edits moved numbers
+
+    # a person who had not come is checked in, then the event moves again: that firm now counts, and moves
+    event = db.session.get(Event, event.id)
+    event_services.update_event(event, event_data(event, campaign_id=campaign.id, held_on=campaign.start_on
+                                                  + timedelta(days=20)), bureau)
+    db.session.commit()
+    _check(small, filters, scopes)
+    late = db.session.scalar(sa.select(Registration).where(Registration.event_id == event.id,
+                                                           Registration.checked_in_at.is_(None))
+                             .order_by(Registration.firm_id.desc()).limit(1))
+    with scoped(scope_for(bureau)):
+        assert event_services.check_in(late, bureau)
+    db.session.commit()
+    _check(small, filters, scopes)
+    event = db.session.get(Event, event.id)
+    with scoped(scope_for(bureau)):
+        event_services.update_event(event, event_data(event, held_on=event.held_on + timedelta(days=30)), bureau)
+    db.session.commit()
+    _check(small, filters, scopes)
+    assert small.stats["cold"] == cold
 
 
 def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
@@ -899,6 +943,86 @@ def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
         conn.exec_driver_sql("SET LOCAL lock_timeout = '2s'")
         register(conn)
         conn.rollback()
+
+
+def test_a_check_in_at_an_event_being_changed_waits_and_one_in_flight_leaves_the_change_unplaced(small):
+    """PostgreSQL: an event's change bumps the shards of the firms checked in at it only, so a check-in (one
+    UPDATE, no foreign key checked) takes a key-share lock on its event first (``snapshots.hold_events``): it waits
+    for a change in flight, and a change meeting a check-in in flight is not placed (a global slot)."""
+    import threading
+    from datetime import timedelta
+    from typing import Optional
+
+    from flask import current_app
+
+    from crm.events import services as event_services
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    bureau = _facts()["bureau"]
+    event, _firms = _busy_event()
+    registration_id = db.session.scalar(sa.select(Registration.id).where(Registration.event_id == event.id,
+                                                                         Registration.checked_in_at.is_(None))
+                                        .order_by(Registration.id).limit(1))
+    db.session.commit()
+
+    app = current_app._get_current_object()
+
+    def check_in(*, lock_timeout: str, holding: Optional[threading.Event] = None,
+                 release: Optional[threading.Event] = None, ledger: bool = False) -> Optional[Exception]:
+        """The check-in desk in another worker (its own app context, session and connection): the service itself,
+        or (``ledger``) a flush setting the check-in time, as the attendance ledger's import does."""
+        failed = []
+
+        def desk():
+            with app.app_context(), scoped(scope_for(bureau)):
+                try:
+                    db.session.execute(sa.text(f"SET LOCAL lock_timeout = '{lock_timeout}'"))
+                    registration = db.session.get(Registration, registration_id)
+                    if ledger:
+                        registration.checked_in_at = datetime(2026, 6, 18, 6, 5, tzinfo=timezone.utc)
+                        registration.checkin_method = CheckinMethod.PAPER
+                        db.session.flush()
+                    else:
+                        assert event_services.check_in(registration, db.session.get(User, bureau.id))
+                    if holding is not None:
+                        holding.set()
+                        release.wait(10)
+                except sa.exc.OperationalError as exc:
+                    failed.append(exc)
+                finally:
+                    db.session.rollback()
+
+        thread = threading.Thread(target=desk)
+        thread.start()
+        if holding is None:
+            thread.join(10)
+        else:
+            assert holding.wait(10)
+        return thread, (failed[0] if failed else None)
+
+    for ledger in (False, True):  # the event's change in flight: the check-in waits
+        event = db.session.get(Event, event.id)
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event, event_data(event, held_on=event.held_on - timedelta(days=1)), bureau)
+        _thread, failed = check_in(lock_timeout="200ms", ledger=ledger)
+        assert failed is not None and "lock timeout" in str(failed), ledger
+        db.session.commit()
+
+    for ledger in (False, True):  # a check-in in flight: the change does not wait, and is not placed
+        holding, release = threading.Event(), threading.Event()
+        thread, _ = check_in(lock_timeout="5s", holding=holding, release=release, ledger=ledger)
+        try:
+            before = _rows()
+            event = db.session.get(Event, event.id)
+            with scoped(scope_for(bureau)):
+                event_services.update_event(event, event_data(event, held_on=event.held_on + timedelta(days=1)),
+                                            bureau)
+            db.session.commit()
+            assert _global(_bumped(before, _rows())) == 1, ledger
+        finally:
+            release.set()
+            thread.join(10)
 
 
 def test_an_events_change_reads_its_registrations_holding_the_write_lock(small):
@@ -985,24 +1109,80 @@ def test_an_event_change_meeting_a_registration_in_flight_is_not_placed_and_a_fi
     db.session.commit()
 
 
-def test_a_registration_given_to_another_firm_is_placed_only_with_its_event_known(small):
-    """Its event is locked against a change of the event in flight (``snapshots._lock_events``), so it must be known
-    to the flush: both firms' check-in shards are bumped; with the event id not loaded, a global slot is."""
+def test_a_registration_given_to_another_firm_is_placed_with_its_event_locked(small):
+    """A checked-in registration given to another firm bumps both firms' check-in shards, its event locked first
+    against a change of the event in flight (``snapshots._lock_events``): with the event id not loaded, the flush
+    reads it."""
     s = db.session
-    registration = s.scalar(sa.select(Registration).order_by(Registration.id).limit(1))
+    registration = s.scalar(sa.select(Registration).where(Registration.checked_in_at.is_not(None))
+                            .order_by(Registration.id).limit(1))
     first = registration.firm_id
     other = s.scalar(sa.select(Firm.id).where(Firm.id // 4 != first // 4).order_by(Firm.id).limit(1))
     s.commit()
 
-    bumped = _bumped_by
-
     def give(firm_id, expire=False):
         reg = s.get(Registration, registration.id)
-        _ = reg.firm_id, reg.event_id
+        _ = reg.firm_id, reg.event_id, reg.checked_in_at
         if expire:
             s.expire(reg, ["event_id"])
         reg.firm_id = firm_id
 
-    got = bumped(lambda: give(other))
-    assert set(got) == {snapshots.SOURCES["registration"] + f // 4 for f in (first, other)}
-    assert _global(bumped(lambda: give(first, expire=True))) == 1
+    for firm_id, expire in ((other, False), (first, True)):
+        with statements() as sent:
+            got = _bumped_by(lambda: give(firm_id, expire))
+        assert set(got) == {snapshots.SOURCES["registration"] + f // 4 for f in (first, other)}
+        if db.engine.dialect.name == "postgresql":
+            assert any("FOR KEY SHARE" in sql for sql in sent), sent
+
+
+def test_only_check_ins_move_numbers_a_person_registered_moves_none(small):
+    """No kept number counts a registration that is not checked in: registering, inviting, editing, cancelling,
+    deleting or giving such a person to another firm bumps nothing; checking in (at the desk, through the ledger,
+    a walk-in), checking out or deleting a checked-in person bumps the firm's check-in shard; editing a checked-in
+    person's name or remarks bumps nothing."""
+    from crm.events import services as event_services
+    from crm.events.models import RegistrationStatus
+
+    s = db.session
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, firms = _busy_event()
+    event_id = event.id
+    others = s.scalars(sa.select(Firm.id).where(Firm.id.not_in(firms)).order_by(Firm.id).limit(2)).all()
+    s.commit()
+
+    def slots(*firm_ids):
+        return {snapshots.SOURCES["registration"] + f // 4 for f in firm_ids}
+
+    def bumped(write):
+        return set(_bumped_by(write, scope_for(bureau)))
+
+    def register(firm_id, mobile, **kw):
+        return lambda: event_services.add_registration(s.get(Event, event_id), s.get(Firm, firm_id),
+                                                       event_services.PersonData(person_name="赵六", mobile=mobile),
+                                                       bureau, **kw)
+
+    def edit(reg_id, **changes):
+        def write():
+            reg = s.get(Registration, reg_id)
+            for key, value in changes.items():
+                setattr(reg, key, value)
+        return write
+
+    assert bumped(register(others[0], "13700000001")) == set()
+    reg_id = s.scalar(sa.select(Registration.id).where(Registration.mobile == "13700000001"))
+    assert bumped(edit(reg_id, person_name="赵七", remarks="改名", status=RegistrationStatus.CANCELLED)) == set()
+    assert bumped(edit(reg_id, firm_id=others[1])) == set()
+    with scoped(scope_for(bureau)):
+        assert bumped(lambda: event_services.check_in(s.get(Registration, reg_id), bureau)) == slots(others[1])
+        assert bumped(lambda: event_services.undo_check_in(s.get(Registration, reg_id), bureau)) == slots(others[1])
+    assert bumped(edit(reg_id, checked_in_at=datetime(2026, 6, 18, 6, 5, tzinfo=timezone.utc),
+                       checkin_method=CheckinMethod.PAPER)) == slots(others[1])
+    assert bumped(edit(reg_id, person_title="总经理", remarks="到场")) == set()
+    assert bumped(lambda: s.delete(s.get(Registration, reg_id))) == slots(others[1])
+    assert bumped(register(others[0], "13700000002", check_in=True)) == slots(others[0])
+    unchecked = s.scalar(sa.select(Registration.id).where(Registration.event_id == event_id,
+                                                          Registration.checked_in_at.is_(None)).limit(1))
+    assert bumped(lambda: s.delete(s.get(Registration, unchecked))) == set()
+
+

@@ -78,7 +78,7 @@ from crm.core.scoping import current_scope
 
 __all__ = [
     "SLOTS", "IGNORED_TABLES", "SnapshotBackend", "write_version", "snapshot_store", "read_write_version",
-    "bump_write_version", "install",
+    "bump_write_version", "hold_events", "install",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ COLUMN_SENSITIVE = {
     "firm": frozenset({"id", "industry_code", "area_code", "street_id"}),
     "event": frozenset({"id", "campaign_id", "held_on", "status"}),
     "visit": VISIT_COUNTED | {"need_amount_fen"},
+    # (a person's name, mobile, title or status moves nothing: only check-ins are counted, by event and firm)
+    "registration": frozenset({"id", "event_id", "firm_id", "checked_in_at"}),
 }
 #: tables whose new rows move no number: a firm is counted through its visits, registrations and applications,
 #: which a foreign key keeps from naming it before it exists (registering firms, a firm import)
@@ -352,14 +354,14 @@ def _user_slots(user_ids: Optional[set]) -> Optional[set]:
 class _Lookups:
     """What placing a flush reads from the database, one statement per kind for the whole flush: the companions of
     visits whose collection is not loaded (so not changed), the firms of the applications pledges belong to, and the
-    firms registered for and the staff of events whose numbers the flush moves (``_place_event``)."""
+    firms checked in at and the staff of events whose numbers the flush moves (``_place_event``)."""
 
     def __init__(self, session, objs):
         from crm.credit.models import CreditApplication
         from crm.events.models import Event, Registration, event_staff
         from crm.visits.models import visit_companion
 
-        visit_ids, app_ids, event_ids, moved_registrations = [], set(), [], set()
+        visit_ids, app_ids, event_ids, held_registrations = [], set(), [], []
         for obj in objs:
             state = sa.inspect(obj)
             table = state.mapper.local_table.name
@@ -369,16 +371,16 @@ class _Lookups:
                 app_ids |= _values(obj, "application_id") or set()
             elif table == "event" and state.key is not None and _event_moves(obj):
                 event_ids.append(state.identity[0])
-            elif table == "registration" and _given_to_another_firm(obj):
-                moved_registrations |= _values(obj, "event_id") or set()
+            elif table == "registration" and _moves_a_check_in(obj):
+                held_registrations.append(obj)
         self.companions: dict[int, set] = {}
         self.app_firms: dict[int, int] = {}
         self.event_firms: dict[int, set] = {}
         self.event_staff: dict[int, set] = {}
         self.events_locked = False
         with session.no_autoflush:
-            if moved_registrations:  # (a registration given to another firm: see ``_lock_events``)
-                _lock_events(session, sorted(moved_registrations), share=True)
+            if held_registrations:  # (a check-in, or one given to another firm: see ``_lock_events``)
+                _lock_events(session, _events_of(session, held_registrations), share=True)
             if event_ids:
                 ids = sorted(event_ids)
                 self.events_locked = _lock_events(session, ids)
@@ -386,7 +388,8 @@ class _Lookups:
                 self.event_firms = {e: set() for e in ids}
                 self.event_staff = {e: set() for e in ids}
                 for event_id, firm_id in session.execute(sa.select(Registration.event_id, Registration.firm_id)
-                                                         .where(Registration.event_id.in_(ids)).distinct()
+                                                         .where(Registration.event_id.in_(ids),
+                                                                Registration.checked_in_at.is_not(None)).distinct()
                                                          .execution_options(skip_tenant_scope=True)):
                     self.event_firms[event_id].add(firm_id)
                 for event_id, user_id in session.execute(sa.select(event_staff.c.event_id, event_staff.c.user_id)
@@ -403,21 +406,23 @@ class _Lookups:
 
 
 def _lock_events(session, ids: list, *, share: bool = False) -> bool:
-    """Serialise a change of these events' numbers with the writes that give them a registration (or a staff row)
+    """Serialise a change of these events' numbers with the writes that give them a check-in (or a staff row)
     another transaction's placement of the change could miss; False when the lock was not free (the change is then
-    not placed: its commit bumps a global slot, which is exact whatever was written meanwhile).
+    not placed: its commit bumps a global slot).
 
-    The change reads its events' registrations and staff right after this, and places its write in their shards. A
-    row written for one of these events by another transaction after that read and committed before this change
-    would be counted, by a view computed between the two commits, with the event as it was, in a shard this change
-    does not bump. So, before the read:
+    The change reads its events' checked-in firms and staff right after this, and places its write in their shards.
+    A check-in written for one of these events by another transaction after that read and committed before this
+    change would be counted, by a view computed between the two commits, with the event as it was, in a shard this
+    change does not bump; a global slot bumped by that other write would not help (the view is computed after it).
+    So, before the read:
 
     * PostgreSQL: the change takes ``FOR UPDATE NOWAIT`` on the events' rows. A registration or staff row inserted
-      for the event, or moved to it, takes a key-share lock on the event row for its foreign key's check; a
-      registration given to another firm takes one here (``share``: ``FOR KEY SHARE``, waiting). Those conflict
-      with the change's lock: the other transaction waits for the change to commit (its own bump then comes after
-      the change is visible), or, when it holds its lock first, the change does not wait for it (no deadlock with
-      an import holding several events) and is not placed.
+      for the event, or moved to it, takes a key-share lock on the event row for its foreign key's check; a stored
+      registration checked in, checked out or given to another firm takes one here (``share``: ``FOR KEY SHARE``,
+      waiting), from its flush (``_moves_a_check_in``) or from the service's statement (:func:`hold_events`). Those
+      conflict with the change's lock: the other transaction waits for the change to commit (its own bump then
+      comes after the change is visible), or, when it holds its lock first, the change does not wait for it (no
+      deadlock with an import holding several events) and is not placed.
     * SQLite: a change takes the database's write lock before reading (a write to no row of the version table), so
       no other writer commits until it does. pysqlite begins a transaction only at the first write: without this the
       read would see no transaction at all.
@@ -441,6 +446,15 @@ def _lock_events(session, ids: list, *, share: bool = False) -> bool:
             raise
         return False
     return True
+
+
+def hold_events(session, event_ids: Iterable[int]) -> None:
+    """Before a statement outside a flush checks people in or out of these events (``events.services.check_in``):
+    a change of one of the events in flight is then committed first, or is not placed (``_lock_events``). A flush
+    takes this lock itself."""
+    ids = sorted(set(event_ids))
+    if ids:
+        _lock_events(session, ids, share=True)
 
 
 _LOCK_NOT_AVAILABLE = "55P03"  #: PostgreSQL's SQLSTATE for a NOWAIT lock that was not free
@@ -498,17 +512,51 @@ def _visit_quiet_keys(mapper) -> frozenset:
                      if not {col.key for col in attr.columns} & VISIT_COUNTED)
 
 
-def _given_to_another_firm(registration) -> bool:
-    """Whether the flush changes the firm of a registration already stored (its event is then locked first:
-    ``_lock_events``)."""
-    return sa.inspect(registration).key is not None and len(_values(registration, "firm_id") or ()) > 1
+def _moves_a_check_in(registration) -> bool:
+    """Whether the flush may change which firm a stored registration counts a check-in for: its check-in time or its
+    firm (set, even when the value before is not known). Its event is then locked first (``_lock_events``)."""
+    state = sa.inspect(registration)
+    if state.key is None:
+        return False  # a new row: its foreign key's check locks the event
+    return any(state.attrs[key].history.has_changes() for key in ("checked_in_at", "firm_id")) or any(
+        state.attrs[rel.key].history.has_changes() for rel in _relationships_of(state.mapper, "firm_id"))
+
+
+def _events_of(session, registrations) -> list:
+    """The events of these stored registrations, before and after the flush; read from the database for those whose
+    event id is not loaded."""
+    from crm.events.models import Registration
+
+    ids, unknown = set(), []
+    for registration in registrations:
+        known = _values(registration, "event_id")
+        if known is None:
+            unknown.append(sa.inspect(registration).identity[0])
+        else:
+            ids |= known
+    if unknown:
+        ids.update(session.scalars(sa.select(Registration.event_id).where(Registration.id.in_(sorted(unknown)))
+                                   .execution_options(skip_tenant_scope=True)))
+    return sorted(ids)
+
+
+def _checked_in(registration) -> Optional[bool]:
+    """Whether the registration is checked in before or after the flush; None when that is not known here."""
+    state = sa.inspect(registration)
+    values = [state.dict.get("checked_in_at", None if state.key is None else NO_VALUE)]  # (new: NULL by default)
+    if state.key is not None and "checked_in_at" in state.committed_state:
+        values.append(state.committed_state["checked_in_at"])
+    if any(v is NO_VALUE for v in values):
+        return None
+    return any(v is not None for v in values)
 
 
 def _place_registration(registration, known: _Lookups) -> Optional[set]:
-    """The registration's firm, before and after. Given to another firm, its event must be known: ``_Lookups`` locks
-    it."""
-    if _given_to_another_firm(registration) and _values(registration, "event_id") is None:
-        return None
+    """The registration's firm's check-in shard, before and after; nothing for one not checked in before or after
+    the flush (no kept number counts a registration that is not checked in: a person registered, invited, edited or
+    cancelled moves none)."""
+    if _checked_in(registration) is False:
+        return set()
     return _firm_slots(_values(registration, "firm_id"), "registration")
 
 
@@ -573,8 +621,9 @@ def _event_moves(event) -> Optional[bool]:
 
 def _place_event(event, known: _Lookups) -> Optional[set]:
     """An event whose date, status, campaign, organisers, industries or staff the flush changes, or a new event: the
-    ``event`` row (events held, the organisers kept between views), the check-in shards of every firm registered for
-    it, and the people shards of its staff before and after. Its other columns move nothing
+    ``event`` row (events held, the organisers kept between views), the check-in shards of every firm checked in at
+    it (a firm only registered counts in no kept number: an event still planned bumps no firm's shard), and the
+    people shards of its staff before and after. Its other columns move nothing
     (``COLUMN_SENSITIVE``); a deleted event is not placed."""
     state = sa.inspect(event)
     if state.session is not None and event in state.session.deleted:
@@ -659,7 +708,7 @@ def _placed(tables: Optional[frozenset]) -> Optional[frozenset]:
     flush = _FLUSH.get()
     session = flush.session() if flush is not None else None
     if session is not None and getattr(session, "_flushing", False):  # (not a flush that raised early)
-        return flush.slots if flush.slots and tables <= flush.tables else None
+        return flush.slots if flush.slots is not None and tables <= flush.tables else None  # (empty: moves none)
     declared = _DECLARED.get()
     if declared is not None and declared.slots and tables <= declared.tables:
         return declared.slots

@@ -607,6 +607,7 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
                               "modified_at": now}
     if reg.status == RegistrationStatus.CANCELLED:
         values["status"] = RegistrationStatus.CONFIRMED  # they came after all
+    snapshots.hold_events(db.session, [reg.event_id])  # the dashboard: an edit of the event waits, or is not placed
     with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):  # the dashboard: this firm's shard
         result = db.session.execute(
             sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
@@ -624,6 +625,7 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
 def undo_check_in(reg: Registration, user) -> bool:
     """Undo a check-in; True when this call did it, False when there was nothing to undo (idempotent)."""
     now = utcnow()
+    snapshots.hold_events(db.session, [reg.event_id])
     with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):
         result = db.session.execute(
             sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
