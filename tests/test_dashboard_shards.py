@@ -19,7 +19,9 @@ from crm.core.scoping import SYSTEM, scope_for, scoped
 from crm.dashboard import metrics, shards, snapshots
 from crm.dashboard.fastsql import FastSqlBackend
 from crm.dashboard.metrics import DIMENSIONS, MetricFilter, compute_metrics
-from crm.events.models import CheckinMethod, Event, EventStatus, Registration, event_organiser, event_staff
+from crm.events.models import (
+    CheckinMethod, Event, EventStatus, Registration, event_industry, event_organiser, event_staff,
+)
 from crm.extensions import db
 from crm.firms.models import Firm
 from crm.core.models import Industry
@@ -529,7 +531,7 @@ def test_placing_a_flush_reads_the_companions_of_all_its_visits_at_once(small, n
 def _awkward_people_and_organisers(facts) -> None:
     """Cases the generated data lacks: companions from another bank and from the bureau, event staff from a bank
     that did not organise the event, held events organised by nobody, by a bank alone, by two banks and a branch,
-    and by a branch alone, and visits and applications without a branch, firms without a district or street."""
+    by a branch alone and by branches of two banks, held events tagged with no industry, and visits and applications without a branch, firms without a district or street."""
     s = db.session
     bank_a, bank_b = facts["banks"][0], facts["banks"][1]
     outsider = facts["bank_users"][bank_b.id][0]
@@ -543,12 +545,15 @@ def _awkward_people_and_organisers(facts) -> None:
     held = s.scalars(sa.select(Event.id).where(Event.status == EventStatus.HELD).order_by(Event.id)).all()
     assert len(held) >= 5
     branch_of_b = next(br for br in facts["branches"] if br.parent_id == bank_b.id)
-    shapes = ([], [bank_a.id], [bank_a.id, bank_b.id, branch_of_b.id], [branch_of_b.id])
+    branch_of_a = next(br for br in facts["branches"] if br.parent_id == bank_a.id)
+    shapes = ([], [bank_a.id], [bank_a.id, bank_b.id, branch_of_b.id], [branch_of_b.id],
+              [branch_of_a.id, branch_of_b.id])
     for n, event_id in enumerate(held[:-1]):  # the last keeps the generator's organisers
         orgs = shapes[n % len(shapes)]
         s.execute(event_organiser.delete().where(event_organiser.c.event_id == event_id))
         for org_id in orgs:
             s.execute(event_organiser.insert().values(event_id=event_id, org_id=org_id))
+    s.execute(event_industry.delete().where(event_industry.c.event_id.in_(held[1:3])))  # tagged with no industry
     staffed = set(s.scalars(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == held[1])))
     if outsider.id not in staffed:
         s.execute(event_staff.insert().values(event_id=held[1], user_id=outsider.id))
@@ -599,6 +604,40 @@ def test_every_breakdown_of_a_few_shards_at_once_equals_one_statement_per_breakd
                         counted[family] += bool(expected)
     db.session.commit()
     assert all(n >= 5 for n in counted.values()), sorted(counted.items())
+
+
+@pytest.mark.parametrize("few_event_ids", [0, 10_000])
+def test_events_held_by_every_breakdown_from_one_read_equal_one_statement_per_breakdown(small, monkeypatch,
+                                                                                      few_event_ids):
+    """The events held, computed whole after an event's change (``FastSqlBackend._events_by_dims``), count every
+    breakdown from one read of the events and their organisers (found by their ids, or by the events' conditions):
+    equal to the family's statement per breakdown, for random filters, the bureau and a bank user, on events of
+    every organiser shape and events tagged with no industry."""
+    from crm.dashboard import fastsql
+
+    monkeypatch.setattr(fastsql, "_FEW_EVENT_IDS", few_event_ids)
+    facts = _facts()
+    _awkward_people_and_organisers(facts)
+    rng = random.Random(1128)
+    fast = FastSqlBackend()
+    filters = [MetricFilter(c.id) for c in facts["campaigns"]] + [random_filter(rng, facts) for _ in range(12)]
+    scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][facts["banks"][1].id][0])]
+    dims = tuple(d for d in (None, *DIMENSIONS) if d is None or d in metrics._FAMILY_DIMS["events"])
+    counted = {dim: 0 for dim in dims}
+    for scope in scopes:
+        with scoped(scope):
+            for f in filters:
+                c = metrics._resolve(f, db.session.get(Campaign, f.campaign_id))
+                got = fast._events_by_dims(c, dims)
+                assert set(got) == set(dims)
+                for dim in dims:
+                    expected = {None if dim is None else metrics._key(keys[0]): values
+                                for values, *keys in fast._events(c, dim)}
+                    assert {None if dim is None else metrics._key(keys[0]): values
+                            for values, *keys in got[dim]} == expected, (dim, f, scope)
+                    counted[dim] += len(expected) > 1 or (dim is None and bool(expected))
+    db.session.commit()
+    assert all(n >= 2 for n in counted.values()), sorted(counted.items(), key=str)
 
 
 def _touch_visit_of(firm_id: int) -> None:

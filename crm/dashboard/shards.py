@@ -290,20 +290,24 @@ class ShardedBackend(FastSqlBackend):
                 for dim, parts in self._parts(c, wanted, name, None).items():
                     for shard, part in parts.items():
                         entries[dim].put(name, shard, part)
+        wholes = self._whole(c, dims)
         for dim, entry in entries.items():
             entry.versions = {source: dict(versions) for source, versions in current.items()}
-            entry.whole = self._whole(c, dim)
+            entry.whole = wholes[dim]
         return entries
 
-    def _whole(self, c, dim) -> dict:
-        """{group key: values} of the families computed whole (:data:`WHOLE_FAMILIES`) by ``dim``."""
-        whole: dict = {}
+    def _whole(self, c, dims) -> dict:
+        """{dim: {group key: values}} of the families computed whole (:data:`WHOLE_FAMILIES`) by each of ``dims``,
+        every breakdown from one read (``FastSqlBackend._<family>_by_dims``)."""
+        wholes: dict = {dim: {} for dim in dims}
         for family in WHOLE_FAMILIES:
-            if dim is not None and dim not in _FAMILY_DIMS[family]:
+            wanted = tuple(dim for dim in dims if dim is None or dim in _FAMILY_DIMS[family])
+            if not wanted:
                 continue
-            for values, *keys in getattr(self, f"_{family}")(c, dim):
-                whole.setdefault(None if dim is None else _key(keys[0]), {}).update(values)
-        return whole
+            for dim, rows in getattr(self, f"_{family}_by_dims")(c, wanted).items():
+                for values, *keys in rows:
+                    wholes[dim].setdefault(None if dim is None else _key(keys[0]), {}).update(values)
+        return wholes
 
     def _refresh(self, entries: dict, c, current) -> set:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
@@ -340,8 +344,9 @@ class ShardedBackend(FastSqlBackend):
                     entries[dim].put(name, shard, parts.get(shard))
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
-        for dim in events_moved:  # an event's date, status, campaign or organisers: the events held again
-            entries[dim].whole = self._whole(c, dim)
+        if events_moved:  # an event's date, status, campaign or organisers: the events held again
+            for dim, whole in self._whole(c, tuple(events_moved)).items():
+                entries[dim].whole = whole
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale)
