@@ -26,7 +26,8 @@ from bench import runner  # noqa: E402
 ORDER = ["dashboard_unfiltered", "dashboard_filtered", "dashboard_unfiltered_after_visit",
          "dashboard_filtered_after_visit", "dashboard_unfiltered_after_new_visit",
          "dashboard_filtered_after_new_visit", "dashboard_unfiltered_after_event_edit",
-         "dashboard_filtered_after_event_edit", "dashboard_unfiltered_after_write",
+         "dashboard_filtered_after_event_edit", "dashboard_unfiltered_after_planned_event_edit",
+         "dashboard_filtered_after_planned_event_edit", "dashboard_unfiltered_after_write",
          "dashboard_filtered_after_write", "firms_page_1", "firms_page_1000", "firm_search",
          "firm_detail", "events_list", "credit_list", "follow_ups_mine", "follow_ups_overdue", "dashboard_records",
          "visits_list", "visit_save", "export_csv_50k", "export_xlsx_50k", "import_firms_10k", "mixed_read_rps"]

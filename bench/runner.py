@@ -32,7 +32,8 @@ TARGETS_MS = {  # issue 8, scale 1, server-side p95 (at scale 0.1 every page ≤
     "dashboard_unfiltered": 150, "dashboard_filtered": 30, "dashboard_unfiltered_after_visit": 150,
     "dashboard_filtered_after_visit": 30, "dashboard_unfiltered_after_new_visit": 150,
     "dashboard_filtered_after_new_visit": 30, "dashboard_unfiltered_after_event_edit": 150,
-    "dashboard_filtered_after_event_edit": 30, "dashboard_unfiltered_after_write": 150,
+    "dashboard_filtered_after_event_edit": 30, "dashboard_unfiltered_after_planned_event_edit": 150,
+    "dashboard_filtered_after_planned_event_edit": 30, "dashboard_unfiltered_after_write": 150,
     "dashboard_filtered_after_write": 30, "firms_page_1": 50, "firms_page_1000": 50,
     "firm_search": 100, "visit_save": 30, "export_csv_50k": 500, "export_xlsx_50k": 2000,
     "import_firms_10k": 10_000,
@@ -375,9 +376,10 @@ class Bench:
                 s.commit()
             db.session.remove()
 
-    def edit_an_event(self) -> None:
-        """Move an event of the newest campaign (a held one when there are) by a day through the ORM, as the event
-        form's service does (a different event each time; each one forward, then back on the next round)."""
+    def edit_an_event(self, planned: bool = False) -> None:
+        """Move an event by a day through the ORM, as the event form's service does (a different event each time;
+        each one forward, then back on the next round): a held event of the newest campaign (any of its events when
+        none is held), or (``planned``) an event still planned, people registered and none checked in yet."""
         import sqlalchemy as sa
 
         from crm.core.scoping import SYSTEM, scoped
@@ -385,20 +387,28 @@ class Bench:
         from crm.extensions import db
         from crm.orgs.models import Campaign
 
-        n = getattr(self, "_event_edits", 0)
-        self._event_edits = n + 1
+        counter = "_planned_event_edits" if planned else "_event_edits"
+        n = getattr(self, counter, 0)
+        setattr(self, counter, n + 1)
         with self.app.app_context(), scoped(SYSTEM):
             s = db.session
-            campaign = s.scalar(sa.select(Campaign.id).order_by(Campaign.start_on.desc()).limit(1))
-            events = sa.select(Event.id).where(Event.campaign_id == campaign).order_by(Event.id).limit(40)
-            ids = list(s.scalars(events.where(Event.status == EventStatus.HELD))) or list(s.scalars(events))
+            if planned:
+                ids = list(s.scalars(sa.select(Event.id).where(Event.status == EventStatus.PLANNED)
+                                     .order_by(Event.id).limit(40)))
+            else:
+                campaign = s.scalar(sa.select(Campaign.id).order_by(Campaign.start_on.desc()).limit(1))
+                events = sa.select(Event.id).where(Event.campaign_id == campaign).order_by(Event.id).limit(40)
+                ids = list(s.scalars(events.where(Event.status == EventStatus.HELD))) or list(s.scalars(events))
             if not ids:
-                raise RuntimeError("the newest campaign has no event to edit")
+                raise RuntimeError("no event to edit" if planned else "the newest campaign has no event to edit")
             event = s.get(Event, ids[n % len(ids)])
             _ = event.version, event.organisers, event.industries, event.staff  # (loaded, as the form's are)
             event.held_on += timedelta(days=1 if (n // len(ids)) % 2 == 0 else -1)
             s.commit()
             db.session.remove()
+
+    def edit_a_planned_event(self) -> None:
+        self.edit_an_event(planned=True)
 
     def invalidate_snapshots(self) -> None:
         """Bump the dashboard's write version, as any committed write does (crm/dashboard/snapshots.py)."""
@@ -425,15 +435,19 @@ class Bench:
             if r.samples_ms and r.sql_ms:
                 r.extra["page_to_sql_ratio"] = round(median(r.samples_ms) / r.sql_ms, 2)
             # The same pages when every request follows a write (a snapshot miss each time): after a visit is
-            # saved (the shards it touched are recomputed), after an event's date is moved (the shards of the firms
-            # registered for it and of its staff, and the events held), and after a write no flush can place (an
-            # import, an organisation: every shard is recomputed, in one pass).
+            # saved (the shards it touched are recomputed), after a held event's date is moved (the shards of the
+            # firms checked in at it and of its staff, and the events held), after a planned event's (its staff's
+            # shards and the events held), and after a write no flush can place (an import, an organisation: every
+            # shard is recomputed, in one pass).
             for name, page, write in (("dashboard_unfiltered_after_visit", "/dashboard/", self.save_a_visit),
                                       ("dashboard_filtered_after_visit", url, self.save_a_visit),
                                       ("dashboard_unfiltered_after_new_visit", "/dashboard/", self.record_a_visit),
                                       ("dashboard_filtered_after_new_visit", url, self.record_a_visit),
                                       ("dashboard_unfiltered_after_event_edit", "/dashboard/", self.edit_an_event),
                                       ("dashboard_filtered_after_event_edit", url, self.edit_an_event),
+                                      ("dashboard_unfiltered_after_planned_event_edit", "/dashboard/",
+                                       self.edit_a_planned_event),
+                                      ("dashboard_filtered_after_planned_event_edit", url, self.edit_a_planned_event),
                                       ("dashboard_unfiltered_after_write", "/dashboard/", self.invalidate_snapshots),
                                       ("dashboard_filtered_after_write", url, self.invalidate_snapshots)):
                 r = self.measure(name, "bureau", page, mix=False, before=write)
