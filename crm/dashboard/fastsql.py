@@ -31,8 +31,8 @@ from crm.auth.models import User
 from crm.credit.models import APPROVED_STAGES, DECIDED_STAGES, CreditApplication, Pledge
 from crm.dashboard.metrics import (
     SqlBackend, _apps_from, _bank_user_conds, _checkin_conds, _Ctx, _event_staff_from, _events_from, _few_shards,
-    _firm_conds, _group, _grouped_rows, _ip_product_codes, _month, _overrides, _shard_conds, _shard_of, _staff_grouped,
-    _tier_days_expr, _visit_conds, _workdays,
+    _firm_conds, _group, _grouped_rows, _ip_product_codes, _month, _overrides, _shard_conds, _shard_of,
+    _staff_grouped, _tier_days_expr, _visit_conds, _workdays,
 )
 from crm.events.models import Event, Registration, event_industry, event_organiser
 from crm.extensions import db

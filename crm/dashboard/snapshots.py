@@ -369,7 +369,7 @@ class _Lookups:
                 visit_ids.append(state.identity[0])
             elif table == "pledge":
                 app_ids |= _values(obj, "application_id") or set()
-            elif table == "event" and state.key is not None and _event_moves(obj):
+            elif table == "event" and state.key is not None and not _never_held(obj) and _event_moves(obj):
                 event_ids.append(state.identity[0])
             elif table == "registration" and _moves_a_check_in(obj):
                 held_registrations.append(obj)
@@ -619,15 +619,28 @@ def _event_moves(event) -> Optional[bool]:
     return moved or any(key in state.dict and state.attrs[key].history.has_changes() for key in _EVENT_COLLECTIONS)
 
 
+def _never_held(event) -> bool:
+    """Whether the event is known not to be held, before and after the flush: every kept number reads held events
+    only (``metrics._event_conds``), so an event planned or cancelled throughout moves none, whatever else changes
+    (its date, organisers, staff; a check-in at it)."""
+    from crm.events.models import EventStatus
+
+    statuses = _values(event, "status")
+    return statuses is not None and EventStatus.HELD not in statuses
+
+
 def _place_event(event, known: _Lookups) -> Optional[set]:
     """An event whose date, status, campaign, organisers, industries or staff the flush changes, or a new event: the
     ``event`` row (events held, the organisers kept between views), the check-in shards of every firm checked in at
     it (a firm only registered counts in no kept number: an event still planned bumps no firm's shard), and the
     people shards of its staff before and after. Its other columns move nothing
-    (``COLUMN_SENSITIVE``); a deleted event is not placed."""
+    (``COLUMN_SENSITIVE``), nor does any change of an event not held before or after the flush (``_never_held``:
+    organisers edit planned events); a deleted event is not placed."""
     state = sa.inspect(event)
     if state.session is not None and event in state.session.deleted:
         return None
+    if _never_held(event):
+        return set()
     if state.key is not None:
         moves = _event_moves(event)
         if not moves:
