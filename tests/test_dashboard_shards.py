@@ -226,6 +226,50 @@ def test_a_visit_saved_bumps_its_firms_shard_and_its_peoples_shards_only(small):
     assert set(_bumped(before, _rows())) == firm_slots(reg.firm_id, source="registration")
 
 
+def test_ledger_imports_of_visits_and_attendances_are_placed(small):
+    """The visits and attendance ledgers write through the services, row by row: an import bumps the shards of its
+    rows' firms and people only (the attendance ledger's people not checked in, none), not a global slot."""
+    from datetime import timedelta
+
+    from crm.auth.models import Role
+    from crm.imports.framework import ImportContext, get_ledger, run_import
+    from crm.visits.models import Visit
+    from tests.factories_firms import csv_bytes
+    from tests.factories_ledgers import ATTENDANCE_HEADERS, VISIT_HEADERS
+
+    s = db.session
+    facts = _facts()
+    bank = facts["banks"][0]
+    rm = s.scalar(sa.select(User).where(User.bank_id == bank.id, User.role == Role.RM).order_by(User.id).limit(1))
+    campaign = s.get(Campaign, s.scalar(sa.select(Visit.campaign_id).where(Visit.bank_id == bank.id).limit(1)))
+    firms = s.scalars(sa.select(Firm).order_by(Firm.id).limit(9)).all()
+    chosen = [firms[0], firms[8]]  # two shards
+    day = campaign.start_on + timedelta(days=10)
+    visits = [VISIT_HEADERS] + [[f.credit_code, day, "实地走访", rm.username, "", "", "", "", "导入的走访", ""]
+                                for f in chosen]
+    s.commit()
+
+    def load(kind, data, user, **kw):
+        with scoped(scope_for(user)):
+            report = run_import(get_ledger(kind), data, f"{kind}.csv", ImportContext(user=user, **kw), commit=True)
+        assert report.ok, report.text_report()
+
+    got = set(_bumped_by(lambda: load("visits", csv_bytes(visits), rm, campaign=campaign)))
+    assert got == ({snapshots.SOURCES["visit"] + f.id // 4 for f in chosen}
+                   | {snapshots.SOURCES["people"] + rm.id // 2})
+
+    event = s.scalar(sa.select(Event).where(Event.status == EventStatus.HELD, Event.id.in_(
+        sa.select(event_organiser.c.event_id).where(event_organiser.c.org_id == bank.id))).order_by(Event.id).limit(1))
+    organiser = facts["bank_users"][bank.id][0]
+    came, absent = chosen
+    attendance = [ATTENDANCE_HEADERS,
+                  [event.code, came.credit_code, came.name, "孙八", "财务总监", "13811112222", "2026-06-18 14:05"],
+                  [event.code, absent.credit_code, absent.name, "周九", "经理", "13811113333", ""]]
+    s.commit()
+    got = set(_bumped_by(lambda: load("attendance", csv_bytes(attendance), organiser)))
+    assert got == {snapshots.SOURCES["registration"] + came.id // 4}
+
+
 def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
     s = db.session
     visit = s.scalar(sa.select(Visit).order_by(Visit.id).limit(1))
