@@ -358,7 +358,7 @@ class _Lookups:
 
     def __init__(self, session, objs):
         from crm.credit.models import CreditApplication
-        from crm.events.models import Event, Registration, event_staff
+        from crm.events.models import Event, EventStatus, Registration, event_staff
         from crm.visits.models import visit_companion
 
         visit_ids, app_ids, event_ids, held_registrations = [], set(), [], []
@@ -369,7 +369,7 @@ class _Lookups:
                 visit_ids.append(state.identity[0])
             elif table == "pledge":
                 app_ids |= _values(obj, "application_id") or set()
-            elif table == "event" and state.key is not None and not _never_held(obj) and _event_moves(obj):
+            elif table == "event" and state.key is not None and _event_moves(obj):
                 event_ids.append(state.identity[0])
             elif table == "registration" and _moves_a_check_in(obj):
                 held_registrations.append(obj)
@@ -377,6 +377,7 @@ class _Lookups:
         self.app_firms: dict[int, int] = {}
         self.event_firms: dict[int, set] = {}
         self.event_staff: dict[int, set] = {}
+        self.events_held: set = set()  #: of those events, the ones held as committed (read under the lock)
         self.events_locked = False
         with session.no_autoflush:
             if held_registrations:  # (a check-in, or one given to another firm: see ``_lock_events``)
@@ -385,6 +386,8 @@ class _Lookups:
                 ids = sorted(event_ids)
                 self.events_locked = _lock_events(session, ids)
             if self.events_locked:
+                self.events_held = set(session.scalars(sa.select(Event.id).where(
+                    Event.id.in_(ids), Event.status == EventStatus.HELD).execution_options(skip_tenant_scope=True)))
                 self.event_firms = {e: set() for e in ids}
                 self.event_staff = {e: set() for e in ids}
                 for event_id, firm_id in session.execute(sa.select(Registration.event_id, Registration.firm_id)
@@ -620,9 +623,11 @@ def _event_moves(event) -> Optional[bool]:
 
 
 def _never_held(event) -> bool:
-    """Whether the event is known not to be held, before and after the flush: every kept number reads held events
-    only (``metrics._event_conds``), so an event planned or cancelled throughout moves none, whatever else changes
-    (its date, organisers, staff; a check-in at it)."""
+    """Whether the event is known not to be held, before and after the flush, as this session loaded it: every kept
+    number reads held events only (``metrics._event_conds``), so an event planned or cancelled throughout moves none,
+    whatever else changes (its date, organisers, staff; a check-in at it). For a stored event the status committed
+    meanwhile must agree (``_Lookups.events_held``, read under the event's lock): a change of its organisers or staff
+    alone updates no ``event`` row, so no version check would notice another transaction having held it."""
     from crm.events.models import EventStatus
 
     statuses = _values(event, "status")
@@ -639,7 +644,7 @@ def _place_event(event, known: _Lookups) -> Optional[set]:
     state = sa.inspect(event)
     if state.session is not None and event in state.session.deleted:
         return None
-    if _never_held(event):
+    if state.key is None and _never_held(event):
         return set()
     if state.key is not None:
         moves = _event_moves(event)
@@ -647,6 +652,8 @@ def _place_event(event, known: _Lookups) -> Optional[set]:
             return None if moves is None else set()
         if not known.events_locked:
             return None
+        if _never_held(event) and state.identity[0] not in known.events_held:
+            return set()
     staff = set(known.event_staff.get(state.identity[0], ())) if state.key is not None else set()
     if "staff" in state.dict:
         members = _member_ids(state, "staff")
