@@ -1101,7 +1101,7 @@ def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):
 
 def test_a_check_in_at_an_event_being_changed_waits_and_one_in_flight_leaves_the_change_unplaced(small):
     """PostgreSQL: an event's change bumps the shards of the firms checked in at it only, so a check-in (one
-    UPDATE, no foreign key checked) takes a key-share lock on its event first (``snapshots.hold_events``): it waits
+    UPDATE, no foreign key checked) takes a key-share lock on its event first (``snapshots.placed_writes`` names it): it waits
     for a change in flight, and a change meeting a check-in in flight is not placed (a global slot)."""
     import threading
     from datetime import timedelta

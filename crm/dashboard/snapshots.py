@@ -361,7 +361,7 @@ class _Lookups:
         from crm.events.models import Event, EventStatus, Registration, event_staff
         from crm.visits.models import visit_companion
 
-        visit_ids, app_ids, event_ids, held_registrations = [], set(), [], []
+        visit_ids, app_ids, event_ids, unheld, held_registrations = [], set(), [], [], []
         for obj in objs:
             state = sa.inspect(obj)
             table = state.mapper.local_table.name
@@ -371,13 +371,16 @@ class _Lookups:
                 app_ids |= _values(obj, "application_id") or set()
             elif table == "event" and state.key is not None and _event_moves(obj):
                 event_ids.append(state.identity[0])
+                if _never_held(obj):
+                    unheld.append(state.identity[0])
             elif table == "registration" and _moves_a_check_in(obj):
                 held_registrations.append(obj)
         self.companions: dict[int, set] = {}
         self.app_firms: dict[int, int] = {}
         self.event_firms: dict[int, set] = {}
         self.event_staff: dict[int, set] = {}
-        self.events_held: set = set()  #: of those events, the ones held as committed (read under the lock)
+        #: of those events not held as this session loaded them, the ones held as committed (read under the lock)
+        self.events_held: set = set()
         self.events_locked = False
         with session.no_autoflush:
             if held_registrations:  # (a check-in, or one given to another firm: see ``_lock_events``)
@@ -385,9 +388,11 @@ class _Lookups:
             if event_ids:
                 ids = sorted(event_ids)
                 self.events_locked = _lock_events(session, ids)
-            if self.events_locked:
+            if self.events_locked and unheld:
                 self.events_held = set(session.scalars(sa.select(Event.id).where(
-                    Event.id.in_(ids), Event.status == EventStatus.HELD).execution_options(skip_tenant_scope=True)))
+                    Event.id.in_(sorted(unheld)), Event.status == EventStatus.HELD)
+                    .execution_options(skip_tenant_scope=True)))
+            if self.events_locked:
                 self.event_firms = {e: set() for e in ids}
                 self.event_staff = {e: set() for e in ids}
                 for event_id, firm_id in session.execute(sa.select(Registration.event_id, Registration.firm_id)
@@ -452,9 +457,9 @@ def _lock_events(session, ids: list, *, share: bool = False) -> bool:
 
 
 def hold_events(session, event_ids: Iterable[int]) -> None:
-    """Before a statement outside a flush checks people in or out of these events (``events.services.check_in``):
-    a change of one of the events in flight is then committed first, or is not placed (``_lock_events``). A flush
-    takes this lock itself."""
+    """Before a statement outside a flush checks people in or out of these events (``placed_writes`` takes it for
+    ``events.services.check_in``): a change of one of the events in flight is then committed first, or is not placed
+    (``_lock_events``). A flush takes this lock itself."""
     ids = sorted(set(event_ids))
     if ids:
         _lock_events(session, ids, share=True)
@@ -740,15 +745,22 @@ _DECLARABLE = {"registration": "registration", "credit_application": "credit"}
 
 
 @contextlib.contextmanager
-def placed_writes(table: str, *, firm_ids: Iterable[int]):
+def placed_writes(table: str, *, firm_ids: Iterable[int], event_ids: Optional[Iterable[int]] = None):
     """Statements a service sends to ``table`` inside this block write rows of these firms only.
 
     For the few bulk statements that are services' hot paths (a check-in is one atomic UPDATE of one registration
     row): without it they bump a global slot, as every statement outside a flush does. The caller must know the
     rows' firms for certain (a row it loaded, a ``WHERE id =`` on it). Only ``table`` is covered; a flush inside the
-    block places its own rows as usual.
+    block places its own rows as usual. Registrations also name their events, locked first (:func:`hold_events`):
+    a check-in written meanwhile would escape an event's change in flight, whatever slot it bumped.
     """
     source = _DECLARABLE[table]  # (a visit's writes also move its people's numbers: visits are placed by the flush)
+    if table == "registration":
+        if event_ids is None:
+            raise TypeError("placed_writes('registration') needs the rows' event_ids")
+        from crm.extensions import db
+
+        hold_events(db.session, event_ids)
     firms = set(firm_ids)
     placed = None if None in firms else _firm_slots(firms, source)
     slots = None if placed is None else frozenset(placed)

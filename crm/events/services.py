@@ -607,8 +607,8 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
                               "modified_at": now}
     if reg.status == RegistrationStatus.CANCELLED:
         values["status"] = RegistrationStatus.CONFIRMED  # they came after all
-    snapshots.hold_events(db.session, [reg.event_id])  # the dashboard: an edit of the event waits, or is not placed
-    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):  # the dashboard: this firm's shard
+    # the dashboard: this firm's shard; an edit of the event in flight commits first, or is not placed
+    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id], event_ids=[reg.event_id]):
         result = db.session.execute(
             sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
                                           Registration.checked_in_at.is_(None))
@@ -625,8 +625,7 @@ def check_in(reg: Registration, user, method: CheckinMethod = CheckinMethod.STAF
 def undo_check_in(reg: Registration, user) -> bool:
     """Undo a check-in; True when this call did it, False when there was nothing to undo (idempotent)."""
     now = utcnow()
-    snapshots.hold_events(db.session, [reg.event_id])
-    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id]):
+    with snapshots.placed_writes("registration", firm_ids=[reg.firm_id], event_ids=[reg.event_id]):
         result = db.session.execute(
             sa.update(Registration).where(Registration.id == reg.id, Registration.firm_id == reg.firm_id,
                                           Registration.checked_in_at.is_not(None))
