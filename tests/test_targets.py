@@ -113,6 +113,12 @@ def test_the_league_table_ranks_banks_and_branches_against_targets(known, client
     # A: 5 of 6 firms reached and 2 of 3 IP deals (mean 75.0%); B: 3 of 4 reached (75.0%): a tie, by code
     assert orgs == ["ICBC-SZ", "ICBC-FT", "SZRCB", "SZRCB-LG"]
     assert "83.3%" in league and "66.7%" in league and "75.0%" in league
+    # each cell: the number linked to its records, then the target set for that row's org and the progress
+    bank_a = league[league.index('data-org="SZRCB"'):league.index('data-org="SZRCB-LG"')]
+    assert ('<td class="text-end"><a href="/dashboard/records?metric=firms_reached&amp;campaign=ZCR2026&amp;bank=SZRCB"'
+            ' class="metric-link" data-metric="firms_reached" data-value="5">5</a>'
+            ' <span class="text-muted small">/ 6</span><div class="small">83.3%</div></td>') in bank_a
+    assert 'data-metric="visits" data-value="4">4</a></td>' in bank_a  # no target for visits: the number alone
     db.session.add(Target(campaign=known.world.campaign, org_id=known.world.bank_a.id, metric="visits", value=4))
     db.session.commit()
     html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)

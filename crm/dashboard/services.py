@@ -84,6 +84,11 @@ class LeagueRow:
     cells: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric → actual, target, progress
     score: Optional[Decimal] = None  #: mean progress over the metrics with a target
 
+    @property
+    def actuals(self) -> dict[str, Any]:
+        """{metric: the actual number}."""
+        return {key: cell["actual"] for key, cell in self.cells.items()}
+
 
 def league(result: MetricsResult, campaign: Campaign, user=None, targets: Optional[dict] = None,
            orgs: Optional[tuple[list, dict]] = None) -> list[LeagueRow]:

@@ -71,6 +71,12 @@ def records_href(metric: str, args: dict[str, str]) -> str:
     path is resolved once per request and each filter set's query string encoded once (url_for and urlencode for
     every cell were most of a cached page's time). Metric keys are plain identifiers and need no encoding.
     """
+    path, query = _records_link(args)
+    return f"{path}?metric={metric}&{query}" if query else f"{path}?metric={metric}"
+
+
+def _records_link(args: dict[str, str]) -> tuple[str, str]:
+    """(the records page's path, ``args`` as a query string), each worked out once per request (records_href)."""
     cache = g.get("dashboard_records_hrefs")
     if cache is None:
         cache = g.dashboard_records_hrefs = {None: url_for("dashboard.records")}
@@ -78,30 +84,70 @@ def records_href(metric: str, args: dict[str, str]) -> str:
     query = cache.get(key)
     if query is None:
         query = cache[key] = urlencode(args)
-    return f"{cache[None]}?metric={metric}&{query}" if query else f"{cache[None]}?metric={metric}"
+    return cache[None], query
 
 
-def metric_cells(keys, values: dict, args: dict[str, str] | None) -> Markup:
-    """The ``<td>`` cells of one breakdown row: each number linked to its records, as the ``metric_link`` macro
-    renders it (without the per-cell tooltip). Built here rather than by a macro per cell: a page has thousands."""
+def metric_link(key: str, value: Any, args: dict[str, str] | None, testid: str | None = None) -> Markup:
+    """A number linked to its records (``args``: the filters behind it; None: not linked). A headline number
+    (``testid``) carries its definition as a tooltip; table cells rely on their column header's (``metric_label``)."""
+    return Markup(_number(key, value, None if args is None else escape(records_href(key, args)), testid))
+
+
+def _number(key: str, value: Any, href: str | None, testid: str | None = None) -> str:
+    """The HTML of :func:`metric_link`, given its escaped ``href``."""
+    attrs = f'data-metric="{key}" data-value="{escape(raw_value(value))}"'
+    text = escape(format_metric(key, value))
+    if href is None:
+        return f'<span {attrs}>{text}</span>'
+    if testid:
+        attrs += f' data-testid="{escape(testid)}" title="{escape(METRIC_BY_KEY[key].definition())}"'
+    return f'<a href="{href}" class="metric-link" {attrs}>{text}</a>'
+
+
+def metric_cells(keys, values: dict, args: dict[str, str] | None, targets: dict | None = None) -> Markup:
+    """The ``<td>`` cells of one breakdown or league row: each number linked to its records (:func:`metric_link`,
+    without the tooltip), then, with ``targets`` ({metric: {"target", "progress"}}, a
+    league row's cells), its target and progress when one is set. Built here rather than by a macro per cell: a page
+    has hundreds (the league table's macros were half of a cached page's rendering)."""
     out = []
+    if args is not None:  # the row's href but for the metric, escaped once (records_href)
+        path, query = _records_link(args)
+        path, query = escape(path), escape("&" + query) if query else ""
     for key in keys:
-        value = values.get(key)
-        attrs = f'data-metric="{key}" data-value="{escape(raw_value(value))}"'
-        text = escape(format_metric(key, value))
-        if args is None:
-            out.append(f'<td class="text-end"><span {attrs}>{text}</span></td>')
-        else:
-            href = escape(records_href(key, args))
-            out.append(f'<td class="text-end"><a href="{href}" class="metric-link" {attrs}>{text}</a></td>')
+        number = _number(key, values.get(key), None if args is None else f"{path}?metric={key}{query}")
+        cell = targets.get(key) if targets is not None else None
+        if cell is not None and cell["target"] is not None:
+            number += f' <span class="text-muted small">/ {escape(format_metric(key, cell["target"]))}</span>'
+            if cell["progress"] is not None:
+                number += f'<div class="small">{escape(cell["progress"])}%</div>'
+        out.append(f'<td class="text-end">{number}</td>')
     return Markup("".join(out))
+
+
+#: (metric, language) -> its label with its definition as a tooltip: the same few dozen on every page
+_LABELS: dict[tuple[str, str], Markup] = {}
+
+
+def metric_label(key: str) -> Markup:
+    """A metric's name for a column header or a headline card, its definition as a tooltip (a page has dozens)."""
+    from crm.dashboard.definitions import _lang
+
+    lang = _lang(None)
+    html = _LABELS.get((key, lang))
+    if html is None:
+        m = METRIC_BY_KEY[key]
+        html = _LABELS[(key, lang)] = Markup(
+            '<span class="metric-label" data-bs-toggle="tooltip" tabindex="0" title="{}">{} '
+            '<i class="bi bi-info-circle small text-muted" aria-hidden="true"></i></span>').format(
+                m.definition(lang), m.label(lang))
+    return html
 
 
 @bp.context_processor
 def _helpers():
     return {"metric_def": METRIC_BY_KEY, "format_metric": format_metric, "raw_value": raw_value,
             "dimension_labels": DIMENSION_LABELS, "NONE_KEY": NONE_KEY, "stage_label": stage_label,
-            "records_href": records_href, "metric_cells": metric_cells}
+            "records_href": records_href, "metric_cells": metric_cells, "metric_label": metric_label, "metric_link": metric_link}
 
 
 STAGE_LABELS = {
