@@ -270,6 +270,67 @@ def test_ledger_imports_of_visits_and_attendances_are_placed(small):
     assert got == {snapshots.SOURCES["registration"] + came.id // 4}
 
 
+def test_a_firm_ledger_correcting_industries_districts_or_streets_is_placed(small):
+    """The firms ledger updates changed firms by bulk statements, one per set of changed columns: each is placed in
+    its firms' shards (``placed_writes``), as a flush places a firm, so a correction recomputes those shards only;
+    other corrections (patents) and new firms move nothing. Views stay exact and none is computed whole."""
+    from crm.auth.models import Role
+    from crm.core.models import Area
+    from crm.imports.framework import ImportContext, get_ledger, run_import
+    from tests.factories import credit_code
+    from tests.factories_firms import csv_bytes
+    from tests.factories_ledgers import FIRM_HEADERS
+
+    s = db.session
+    rng = random.Random(20261129)
+    facts = _facts()
+    bank = facts["banks"][0]
+    manager = s.scalar(sa.select(User).where(User.bank_id == bank.id, User.role == Role.BANK_MANAGER,
+                                             User.is_active_flag.is_(True)).order_by(User.id).limit(1))
+    visited = list(s.scalars(sa.select(Firm).where(Firm.id.in_(
+        sa.select(Visit.firm_id).where(Visit.is_deleted.is_(False)))).order_by(Firm.id)))
+    by_shard = {}
+    for firm in visited:
+        by_shard.setdefault(firm.id // 4, firm)
+    industry_moved, area_moved, patents_only = list(by_shard.values())[:3]
+    industries = dict(s.execute(sa.select(Industry.code, Industry.name_zh)).all())
+    areas = dict(s.execute(sa.select(Area.code, Area.name)).all())
+    new_industry = next(c for c in facts["industries"] if c != industry_moved.industry_code)
+    new_area = next(c for c in areas if c != area_moved.area_code)
+    moved = {industry_moved.id: ("industry_code", new_industry), area_moved.id: ("area_code", new_area)}
+
+    def row(firm, **cells):  # empty cells keep the stored values
+        out = dict.fromkeys(FIRM_HEADERS, "")
+        out.update({"企业名称": firm.name, "统一社会信用代码": firm.credit_code}, **cells)
+        return [out[h] for h in FIRM_HEADERS]
+
+    new_firm = Firm(name="台账新登记的科技公司", credit_code=credit_code(987654))
+    ledger = [FIRM_HEADERS, row(industry_moved, 重点产业=industries[new_industry]),
+              row(area_moved, 所属区=areas[new_area]), row(patents_only, 发明专利数=patents_only.invention_patents + 3),
+              row(new_firm, 重点产业=industries[new_industry])]
+    scopes = [scope_for(facts["bureau"]), scope_for(facts["bank_users"][bank.id][0])]
+    campaign = facts["campaigns"][-1].id
+    filters = [MetricFilter(campaign), MetricFilter(campaign, industry_code=new_industry),
+               MetricFilter(campaign, area_code=new_area), random_filter(rng, facts)]
+    _check(small, filters, scopes)
+    cold = small.stats["cold"]
+    s.commit()
+
+    def load():
+        with scoped(scope_for(manager)):
+            report = run_import(get_ledger("firms"), csv_bytes(ledger), "firms.csv", ImportContext(user=manager),
+                                commit=True)
+        assert report.ok, report.text_report()
+
+    got = _bumped_by(load)
+    assert got == {snapshots.SOURCES["firm"] + firm_id // 4: 1 for firm_id in moved}
+    for firm_id, (column, value) in moved.items():
+        assert getattr(s.get(Firm, firm_id), column) == value
+    assert s.get(Firm, patents_only.id).invention_patents == patents_only.invention_patents
+    _check(small, filters, scopes)
+    assert small.stats["cold"] == cold
+
+
 def test_writes_the_flush_cannot_place_bump_a_global_slot(small):
     s = db.session
     visit = s.scalar(sa.select(Visit).order_by(Visit.id).limit(1))

@@ -741,7 +741,7 @@ def _placed(tables: Optional[frozenset]) -> Optional[frozenset]:
 
 
 #: the tables whose rows a service may place itself (``placed_writes``), and their source of numbers
-_DECLARABLE = {"registration": "registration", "credit_application": "credit"}
+_DECLARABLE = {"registration": "registration", "credit_application": "credit", "firm": "firm"}
 
 
 @contextlib.contextmanager
@@ -749,7 +749,8 @@ def placed_writes(table: str, *, firm_ids: Iterable[int], event_ids: Optional[It
     """Statements a service sends to ``table`` inside this block write rows of these firms only.
 
     For the few bulk statements that are services' hot paths (a check-in is one atomic UPDATE of one registration
-    row): without it they bump a global slot, as every statement outside a flush does. The caller must know the
+    row; the firms ledger updates its changed firms by executemany): without it they bump a global slot, as every
+    statement outside a flush does. The caller must know the
     rows' firms for certain (a row it loaded, a ``WHERE id =`` on it). Only ``table`` is covered; a flush inside the
     block places its own rows as usual. Registrations also name their events, locked first (:func:`hold_events`):
     a check-in written meanwhile would escape an event's change in flight, whatever slot it bumped.

@@ -22,6 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from crm.core import audit
 from crm.core.models import Area, Industry, IndustrySection, Street
 from crm.core.validators import ValidationError, validate_industry_section
+from crm.dashboard import snapshots
 from crm.extensions import db
 from crm.firms import services
 from crm.firms.models import Contact, Firm, FirmAccount, SmeTier
@@ -362,7 +363,9 @@ def apply_batch(rows: list[FirmRow], ctx: ImportContext) -> list:
 
 def _update_firms(updated: list[tuple[Firm, dict]], user, trail: AuditBatch) -> None:
     """Write changed firms with one executemany UPDATE per set of changed columns, keeping the optimistic lock
-    (``WHERE version = :seen``, ``version + 1``) and ``modified_at`` as a unit-of-work flush would."""
+    (``WHERE version = :seen``, ``version + 1``) and ``modified_at`` as a unit-of-work flush would. The dashboard
+    places each statement in its firms' shards, as a flush would place the firms (a correction of an industry,
+    district or street recomputes those shards, not every view; other columns move nothing)."""
     from crm.core.db import utcnow
 
     now = utcnow()
@@ -375,7 +378,8 @@ def _update_firms(updated: list[tuple[Firm, dict]], user, trail: AuditBatch) -> 
                 .values({k: sa.bindparam(k) for k in (*keys, "modified_at", "version")}))
         params = [dict(changes, _id=firm.id, _seen=firm.version, modified_at=now, version=firm.version + 1)
                   for firm, changes in members]
-        result = db.session.connection().execute(stmt, params)
+        with snapshots.placed_writes("firm", firm_ids=[firm.id for firm, _changes in members]):
+            result = db.session.connection().execute(stmt, params)
         if result.rowcount != len(params):
             raise sa.orm.exc.StaleDataError("a firm of the ledger was changed by someone else during the import")
         for (firm, changes), values in zip(members, params):
