@@ -167,10 +167,13 @@ def test_the_page_has_no_inline_script_or_style(known, client, login_as):
 def test_definitions_are_tooltips_in_the_page_language(known, client, login_as):
     login_as("bureau")
     html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
-    assert METRIC_BY_KEY["firms_reached"].definition_zh in unescape(html)
+    m = METRIC_BY_KEY["firms_reached"]
+    assert m.definition_zh in unescape(html) and m.definition_en not in unescape(html)
+    assert f'title="{m.definition_zh}">{m.label_zh} <i' in unescape(html)  # the header and card labels
     client.post("/language/en", data={"next": "/"})
     html = client.get("/dashboard/?campaign=ZCR2026").get_data(as_text=True)
-    assert METRIC_BY_KEY["firms_reached"].definition_en in unescape(html)
+    assert m.definition_en in unescape(html) and m.definition_zh not in unescape(html)
+    assert f'title="{m.definition_en}">{m.label_en} <i' in unescape(html)
 
 
 @pytest.mark.parametrize("url", ["/dashboard/", "/dashboard/records?metric=visits", "/dashboard/targets",

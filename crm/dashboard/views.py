@@ -106,9 +106,9 @@ def _number(key: str, value: Any, href: str | None, testid: str | None = None) -
 
 def metric_cells(keys, values: dict, args: dict[str, str] | None, targets: dict | None = None) -> Markup:
     """The ``<td>`` cells of one breakdown or league row: each number linked to its records (:func:`metric_link`,
-    without the tooltip), then, with ``targets`` ({metric: {"target", "progress"}}, a
-    league row's cells), its target and progress when one is set. Built here rather than by a macro per cell: a page
-    has hundreds (the league table's macros were half of a cached page's rendering)."""
+    without the tooltip), then, with ``targets`` (a league row's cells: {metric: {"target", "progress"}}), its
+    target and progress when one is set. Built here rather than by a macro per cell: a page has hundreds (the
+    league table's macros were half of a cached page's rendering)."""
     out = []
     if args is not None:  # the row's href but for the metric, escaped once (records_href)
         path, query = _records_link(args)
@@ -147,7 +147,8 @@ def metric_label(key: str) -> Markup:
 def _helpers():
     return {"metric_def": METRIC_BY_KEY, "format_metric": format_metric, "raw_value": raw_value,
             "dimension_labels": DIMENSION_LABELS, "NONE_KEY": NONE_KEY, "stage_label": stage_label,
-            "records_href": records_href, "metric_cells": metric_cells, "metric_label": metric_label, "metric_link": metric_link}
+            "records_href": records_href, "metric_cells": metric_cells, "metric_label": metric_label,
+            "metric_link": metric_link}
 
 
 STAGE_LABELS = {
