@@ -119,12 +119,38 @@ def test_partial_results_equal_the_reference_after_placed_and_unplaced_writes(sm
     assert small.stats["cold"] == cold and small.stats["refreshed"] > refreshed
     recomputed = small.stats["shards_recomputed"]
 
-    # many stale shards: a space is recomputed in one pass
-    monkeypatch.setattr(shards, "MAX_STALE", 0)
-    _service_writes(rng, facts, facts["banks"][1].id)
-    _check(small, filters, scopes)
-    assert small.stats["cold"] == cold and small.stats["shards_recomputed"] > recomputed
-    monkeypatch.setattr(shards, "MAX_STALE", 24)
+    # many stale shards: recomputed by grouped statements over those shards (their id ranges), or, when most of a
+    # part's shards are stale, over every shard in one pass; never row by row
+    from crm.dashboard import fastsql
+
+    calls = []
+    parts = small._parts
+
+    def spy(c, dims, name, shard_ids, by_rows=True):
+        calls.append((name, shard_ids, by_rows))
+        return parts(c, dims, name, shard_ids, by_rows=by_rows)
+
+    def rows_read(*args):
+        raise AssertionError("many stale shards read row by row")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shards, "MAX_STALE", 0)
+        mp.setattr(fastsql, "FINE_VISITS", -1)  # (else the few rows here are read row by row whatever the shards)
+        mp.setattr(small, "_parts", spy)
+        for family in ("visits", "reached", "attendances"):
+            mp.setattr(small, f"_{family}_by_dims", rows_read)
+        for most in (10.0, 0.0):
+            mp.setattr(shards, "MOST_STALE", most)
+            calls.clear()
+            _service_writes(rng, facts, facts["banks"][1].id)
+            _check(small, filters, scopes)
+            assert small.stats["cold"] == cold and small.stats["shards_recomputed"] > recomputed
+            recomputed = small.stats["shards_recomputed"]
+            refreshed = [(ids, by_rows) for name, ids, by_rows in calls if name != "staff"]
+            assert refreshed and not any(by_rows for ids, by_rows in refreshed if ids is not None)
+            if most:  # (a part no shard of which holds a row yet is recomputed whole: nothing to restrict)
+                assert any(ids is not None for ids, _by_rows in refreshed)
+            else:
+                assert all(ids is None for ids, _by_rows in refreshed)
 
     # bulk statements cannot be placed: every view is computed again
     before = _rows()

@@ -165,6 +165,9 @@ class ShardSpec:
     #: with ``user``: the bank users in those shards (the only users staff counts), so the statements look up their
     #: visits by user, never a campaign's visits by date (the planner's choice under a disjunction of id ranges)
     user_ids: Optional[tuple[int, ...]] = None
+    #: with ``firm`` or ``user``: read the shards' rows and count every breakdown from them (a few shards), or False:
+    #: one grouped statement per breakdown with the shards' id ranges as conditions (many shards)
+    by_rows: bool = True
 
 
 @dataclass(frozen=True)

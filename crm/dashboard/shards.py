@@ -91,8 +91,11 @@ WHOLE_FAMILIES = ("events",)
 #: families computed whole and the events' organisers kept between views read them; the firms registered for the
 #: event and its staff have their own shards bumped by the same write
 EVENTS = "event"
-#: more stale shards than this for a part: the part is recomputed in one grouped pass instead
+#: more stale shards than this for a part: they are recomputed by grouped statements (one per breakdown, the stale
+#: shards' id ranges as conditions) instead of reading their rows (``FastSqlBackend.family_rows``)
 MAX_STALE = 24
+#: more than this share of a part's shards stale: the grouped statements run over every shard, without conditions
+MOST_STALE = 0.5
 
 _VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info (per_transaction): the versions read for the view
 
@@ -227,12 +230,13 @@ class ShardedBackend(FastSqlBackend):
         return per_transaction(_VERSIONS, None, read)
 
     # -- computing parts --------------------------------------------------------------------------------------
-    def _parts(self, c, dims: tuple, name: str, shards: Optional[tuple[int, ...]]) -> dict:
+    def _parts(self, c, dims: tuple, name: str, shards: Optional[tuple[int, ...]], by_rows: bool = True) -> dict:
         """{dim: {shard: {group key: raw sums}}} of the part's families by each of ``dims``, for ``shards`` (all
-        when None)."""
+        when None), read row by row or (``by_rows`` False) by grouped statements (``ShardSpec.by_rows``)."""
         part = PARTS[name]
         spec = ShardSpec(snapshots.FIRM_SHARD_WIDTH, snapshots.USER_SHARD_WIDTH,
-                         firm=shards if part.space == "firm" else None, user=shards if part.space == "user" else None)
+                         firm=shards if part.space == "firm" else None, user=shards if part.space == "user" else None,
+                         by_rows=by_rows)
         if spec.user is not None:
             spec = dataclasses.replace(spec, user_ids=self._bank_users(spec.user))
         sc = dataclasses.replace(c, shards=spec)
@@ -333,12 +337,16 @@ class ShardedBackend(FastSqlBackend):
         for name in PARTS:
             jobs = {dim: parts[name] for dim, parts in stale.items() if name in parts and parts[name] != set()}
             several = {dim: shards for dim, shards in jobs.items() if shards is not None and len(shards) <= MAX_STALE}
-            if several:
-                parts = self._parts(c, tuple(several), name, tuple(sorted(set().union(*several.values()))))
-                for dim, shards in several.items():
-                    for shard in shards:
-                        entries[dim].put(name, shard, parts[dim].get(shard))
-            many = tuple(jobs.keys() - several.keys())  # too many: the part is recomputed in one grouped pass
+            some = {dim: shards for dim, shards in jobs.items() if shards is not None and dim not in several
+                    and len(shards) <= MOST_STALE * len(entries[dim].parts[name])}
+            for chosen, by_rows in ((several, True), (some, False)):
+                if chosen:
+                    parts = self._parts(c, tuple(chosen), name, tuple(sorted(set().union(*chosen.values()))),
+                                        by_rows=by_rows)
+                    for dim, shards in chosen.items():
+                        for shard in shards:
+                            entries[dim].put(name, shard, parts[dim].get(shard))
+            many = tuple(jobs.keys() - several.keys() - some.keys())  # most: recomputed in one grouped pass
             for dim, parts in (self._parts(c, many, name, None) if many else {}).items():
                 shards = set(entries[dim].parts[name]) | set(parts)
                 for shard in shards:
