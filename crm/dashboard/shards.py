@@ -38,8 +38,8 @@ the ``event`` source, after which the events held (computed whole) and the event
 read again; an event not held before nor after the change (planned or cancelled) moves nothing at all. Its
 placement locks the event's row first on PostgreSQL: a registration or staff row inserted for it meanwhile by another
 transaction waits on that lock (its foreign key's check), and so does a check-in (``snapshots.placed_writes`` names
-its event and locks it), so none slips between the rows the change read and its commit. A registration not checked in moves no number: registering,
-inviting or editing a person bumps nothing.
+its event and locks it), so none slips between the rows the change read and its commit. A registration not checked
+in moves no number: registering, inviting or editing a person bumps nothing.
 
 A write that cannot be placed (an import, an organisation, a calendar day, a bulk statement) changes the global
 count: the view is computed again whole, in one pass that groups by shard as well.

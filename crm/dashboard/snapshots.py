@@ -750,10 +750,10 @@ def placed_writes(table: str, *, firm_ids: Iterable[int], event_ids: Optional[It
 
     For the few bulk statements that are services' hot paths (a check-in is one atomic UPDATE of one registration
     row; the firms ledger updates its changed firms by executemany): without it they bump a global slot, as every
-    statement outside a flush does. The caller must know the
-    rows' firms for certain (a row it loaded, a ``WHERE id =`` on it). Only ``table`` is covered; a flush inside the
-    block places its own rows as usual. Registrations also name their events, locked first (:func:`hold_events`):
-    a check-in written meanwhile would escape an event's change in flight, whatever slot it bumped.
+    statement outside a flush does. The caller must know the rows' firms for certain (a row it loaded, a
+    ``WHERE id =`` on it). Only ``table`` is covered; a flush inside the block places its own rows as usual.
+    Registrations also name their events, locked first (:func:`hold_events`): a check-in written meanwhile would
+    escape an event's change in flight, whatever slot it bumped.
     """
     source = _DECLARABLE[table]  # (a visit's writes also move its people's numbers: visits are placed by the flush)
     if table == "registration":
