@@ -104,9 +104,10 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = None
     login_manager.session_protection = "basic"
     csrf.init_app(app)
-    from crm.i18n import select_locale, select_timezone
+    from crm import i18n
 
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
+    i18n.register(app)
     limiter.init_app(app)
 
 

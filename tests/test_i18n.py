@@ -1,0 +1,73 @@
+"""Template strings in the user's language: the callables each render binds to the request's translations
+(crm/i18n.py) behave as Flask-Babel's own: the language chosen, ``force_locale``, plurals, and escaping."""
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+from flask import render_template_string
+from flask_babel import force_locale
+
+from crm.extensions import db
+from tests.factories_dashboard import build_known_campaign
+
+
+def _count_badge(html: str) -> str:
+    m = re.search(r'data-testid="record-count" data-count="(\d+)">([^<]*)<', html)
+    assert m, html[:500]
+    return m.group(1), m.group(2)
+
+
+def test_page_strings_follow_the_language_the_user_chose(world, client, login_as):
+    login_as("rm_a")
+    html = client.get("/").get_data(as_text=True)
+    assert "退出登录" in html and "Sign out" not in html
+    client.post("/language/en", data={"next": "/"})
+    html = client.get("/").get_data(as_text=True)
+    assert "Sign out" in html and "退出登录" not in html
+    html = client.get(f"/firms/{world.firm.id}").get_data(as_text=True)
+    assert ">Timeline<" in html and "时间线" not in html
+
+
+def test_a_value_inside_a_translated_string_is_escaped_and_the_string_is_not(world, client, login_as):
+    world.rm_a.name = '<b class="x">李 & 王</b>'
+    db.session.commit()
+    for lang, greeting in (("zh", "您好，"), ("en", "Hello, ")):
+        login_as("rm_a")
+        if lang == "en":
+            client.post("/language/en", data={"next": "/"})
+        html = client.get("/").get_data(as_text=True)
+        assert f"{greeting}&lt;b class=&#34;x&#34;&gt;李 &amp; 王&lt;/b&gt;" in html
+        assert '<b class="x">' not in html
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_records_page_counts_in_the_users_language(world, client, login_as, lang):
+    build_known_campaign(world)
+    db.session.commit()
+    login_as("bureau")
+    if lang == "en":
+        client.post("/language/en", data={"next": "/"})
+    n, text = _count_badge(client.get("/dashboard/records?campaign=ZCR2026&metric=visits").get_data(as_text=True))
+    assert int(n) > 1
+    assert unescape(text) == (f"{n} 条记录" if lang == "zh" else f"{n} records")
+
+
+@pytest.mark.parametrize("lang,n,expected", [("en", 1, "1 record"), ("en", 2, "2 records"), ("zh", 1, "1 条记录"),
+                                             ("zh", 3, "3 条记录")])
+def test_plural_strings_take_the_count_and_the_forced_locale(app, lang, n, expected):
+    with app.test_request_context("/"), force_locale(lang):
+        out = render_template_string("{{ ngettext('%(num)s record', '%(num)s records', n) }}|{{ _('Sign out') }}",
+                                     n=n)
+    assert out == expected + "|" + {"en": "Sign out", "zh": "退出登录"}[lang]
+
+
+def test_the_report_stays_chinese_for_a_user_who_chose_english(world, client, login_as):
+    build_known_campaign(world)
+    db.session.commit()
+    login_as("bureau")
+    client.post("/language/en", data={"next": "/"})
+    assert "Sign out" in client.get("/").get_data(as_text=True)
+    html = client.get("/dashboard/report?campaign=ZCR2026").get_data(as_text=True)
+    assert "退出登录" in html and "Sign out" not in html  # force_locale("zh") reaches the template's strings
