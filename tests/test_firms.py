@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from crm.firms.models import Firm, FirmAccount, SmeTier
 from crm.orgs.models import Campaign
 from tests import factories
 from tests.factories_firms import audit_actions, count, form_firm
+from tests.sqlcount import statements
 
 
 def _ids(filters_args, user):
@@ -401,3 +403,33 @@ def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, lo
     assert str(gone.id) not in [value for _s, value, _l in options] and len(users) >= 4
     assert [value for sel, value, _l in options if sel] == [str(world.rm_a.id)]
     assert not any(world.rm_b.username in label or str(world.rm_b.id) == value for _s, value, label in options)
+
+
+def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_actors_after(world, login_as, client):
+    """The visits' RMs and the follow-ups' assignees come in their rows' statements (joined), and the history's
+    actors the page holds already (an RM of the visits, the viewer) are not read again: one look-up of users by
+    id, for the one actor nobody else brought."""
+    from tests.factories_firms import form_visit
+
+    login_as("rm_a")
+    for day in ("2026-11-18", "2026-11-20"):
+        assert client.post("/visits/new", data=form_visit(world.firm, world.campaign, visited_on=day, next_step="",
+                                                          next_step_due_on="")).status_code == 302
+    assert client.post(f"/visits/followups/new?firm_id={world.firm.id}", data={
+        "firm_id": str(world.firm.id), "title": "送方案", "due_on": "2026-12-01",
+        "assignee_id": str(world.rm_a.id)}).status_code == 302
+    login_as("rm_a2")
+    assert client.post(f"/firms/{world.firm.id}/edit", data=form_firm(
+        "王经理改过的科技", world.firm.credit_code, version="1")).status_code == 302
+    login_as("mgr_a")
+    with statements() as seen:
+        html = client.get(f"/firms/{world.firm.id}").get_data(as_text=True)
+    timeline = html[html.index('data-testid="timeline"'):html.index('data-testid="history"')]
+    history = html[html.index('data-testid="history"'):]
+    assert timeline.count('data-kind="visit"') == 2 and timeline.count("李经理") == 3  # two visits, one follow-up
+    assert "王经理" in history and "李经理" in history
+    card = html[html.index('data-testid="account-card"'):]
+    assert "意愿强烈" in card[:card.index("</form>")]  # the account's willingness, from the visits
+    by_id = [s for s in seen if re.search(r'FROM "?user"?\s+WHERE "?user"?\.id IN', s)]
+    assert len(by_id) == 1, by_id
+    assert not any(re.search(r'FROM "?user"?\s+WHERE "?user"?\.id IN', s) for s in seen if "visit" in s)

@@ -40,12 +40,12 @@ class FirmRecords:
     @cached_property
     def visits(self) -> list[Visit]:
         return list(db.session.scalars(sa.select(Visit).where(Visit.firm_id == self.firm.id)
-                                       .options(selectinload(Visit.companions), selectinload(Visit.rm))))
+                                       .options(selectinload(Visit.companions), joinedload(Visit.rm))))
 
     @cached_property
     def follow_ups(self) -> list[FollowUp]:
         return list(db.session.scalars(sa.select(FollowUp).where(FollowUp.firm_id == self.firm.id)
-                                       .options(selectinload(FollowUp.assignee))))
+                                       .options(joinedload(FollowUp.assignee))))
 
 
 def firm_timeline(firm: Firm, user, records: Optional[FirmRecords] = None) -> list[TimelineItem]:
@@ -140,8 +140,15 @@ def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecor
     ).all()
     entries = sorted({e.id: e for e in [*firm_entries, *other_entries]}.values(), key=lambda e: e.id, reverse=True)
     entries = entries[:limit]
-    user_ids = {e.user_id for e in entries if e.user_id}
-    users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    # the actors: mostly people the page has loaded already (the visits' RMs, the viewer), read only otherwise
+    users = {}
+    for uid in {e.user_id for e in entries if e.user_id}:
+        loaded = db.session.identity_map.get(db.session.identity_key(User, uid))
+        if loaded is not None:
+            users[uid] = loaded
+    missing = {e.user_id for e in entries if e.user_id and e.user_id not in users}
+    if missing:
+        users.update((u.id, u) for u in db.session.scalars(sa.select(User).where(User.id.in_(missing))))
     out = []
     for e in entries:
         same_side = user.bank_id is None or e.bank_id == user.bank_id

@@ -267,7 +267,8 @@ def _render_show(firm, revealed=None, status=200):
         can_manage_contact=services.can_manage_contact,
         contact_org=services.contact_org_id(current_user), revealed=revealed or {}, label=lookups.label,
         sme_labels=SME_LABELS, size_labels=SIZE_LABELS, button_form=EmptyForm(),
-        willingness=lookups.willingness_levels(),
+        willingness=db.session.get(WillingnessLevel, account.willingness_code)
+        if account is not None and account.willingness_code else None,
     ), status
 
 
