@@ -129,6 +129,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
     cur.close()
 
 
+@event.listens_for(Engine, "do_connect")
+def _postgresql_connection(dialect, conn_rec, cargs, cparams):
+    """PostgreSQL (psycopg): connections that keep their prepared statements across requests (crm.core.pgconn)."""
+    if dialect.driver == "psycopg":
+        from crm.core import pgconn
+
+        return pgconn.connect(cargs, cparams)
+    return None
+
+
 #: (package, URL prefix) of every blueprint
 BLUEPRINTS = [
     ("crm.auth", None),

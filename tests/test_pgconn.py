@@ -1,0 +1,80 @@
+"""PostgreSQL connections keep their prepared statements across the rollback that ends every request
+(crm/core/pgconn.py), and forget them, as psycopg does, after a failed transaction."""
+from __future__ import annotations
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from crm.core import pgconn
+from crm.extensions import db
+from tests.conftest import make_app
+
+QUERY = sa.text("SELECT n FROM pgconn_probe WHERE n = :n")
+
+
+@pytest.fixture
+def engine(pg_server):
+    url = pg_server.create_database("crm_pgconn")
+    app = make_app(url)
+    with app.app_context():
+        eng = db.engine
+        with eng.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE pgconn_probe (n integer PRIMARY KEY)")
+            conn.exec_driver_sql("INSERT INTO pgconn_probe SELECT generate_series(1, 10)")
+        yield eng
+        eng.dispose()
+    pg_server.drop_database("crm_pgconn")
+
+
+def _prepared(conn) -> dict[str, int]:
+    """The server's prepared statements of this connection: statement text -> times executed."""
+    return {row.statement: row.generic_plans + row.custom_plans for row in conn.exec_driver_sql(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")}
+
+
+def test_the_apps_engine_opens_connections_that_keep_prepared_statements(engine):
+    with engine.connect() as conn:
+        assert type(conn.connection.driver_connection) is pgconn.Connection
+
+
+def test_a_clean_transaction_rolled_back_keeps_its_prepared_statements(engine):
+    with engine.connect() as conn:
+        for n in range(1, 8):  # psycopg prepares at the sixth run (prepare_threshold 5)
+            assert conn.execute(QUERY, {"n": n}).scalar() == n
+        conn.rollback()  # what ends every request
+        prepared = _prepared(conn)
+        conn.rollback()
+        (text, runs), = [(t, r) for t, r in prepared.items() if "pgconn_probe" in t]
+        assert runs == 2
+        assert conn.execute(QUERY, {"n": 9}).scalar() == 9  # served by the same prepared statement
+        assert _prepared(conn)[text] == 3
+        conn.rollback()
+
+
+def test_a_failed_transaction_forgets_them_and_nothing_breaks(engine):
+    """After a failed transaction the rollback is psycopg's own: it forgets every prepared statement (one it sent
+    for preparing in a failed transaction may not exist on the server) and the next runs prepare again."""
+    with engine.connect() as conn:
+        for n in range(1, 8):
+            conn.execute(QUERY, {"n": n})
+        assert any("pgconn_probe" in t for t in _prepared(conn))
+        with pytest.raises(sa.exc.DataError):
+            conn.exec_driver_sql("SELECT 1 / 0")
+        with pytest.raises(sa.exc.InternalError):  # in the aborted transaction
+            conn.execute(QUERY, {"n": 6})
+        conn.rollback()
+        assert not any("pgconn_probe" in t for t in _prepared(conn))
+        for n in range(1, 9):
+            assert conn.execute(QUERY, {"n": n}).scalar() == n
+        assert any("pgconn_probe" in t for t in _prepared(conn))
+        conn.rollback()
+
+
+def test_a_rollback_on_a_lost_connection_raises_as_psycopg_does(engine):
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with pgconn.Connection.connect(dsn) as raw, psycopg.connect(dsn, autocommit=True) as other:
+        raw.execute("SELECT 1")  # in a transaction, every command succeeded
+        other.execute("SELECT pg_terminate_backend(%s)", (raw.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            raw.rollback()
