@@ -76,6 +76,7 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
     """The base form swaps WTForms' select widget for a faster one (crm.core.forms.Select): the same markup for
     every kind of option (text to escape, selected, a boolean, an empty value, render_kw, groups, several)."""
     from wtforms import SelectField, SelectMultipleField, widgets
+    from wtforms.validators import DataRequired
     from wtforms.fields.choices import SelectChoice
 
     choices = [("", "—"), ("1", "张三"), (2, '<b>"Ann" & Co</b>'), (True, "yes"), ("x", "", {"disabled": True}),
@@ -87,13 +88,21 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
         grouped = SelectField(choices=[SelectChoice("a", "A & a", optgroup="甲"), SelectChoice("b", "B", optgroup="乙"),
                                        SelectChoice("c", "<C>", optgroup="乙")], default="b")
         many = SelectMultipleField(choices=choices, default=["1", "sel"])
+        #: (value, label) pairs only: the comprehension's path
+        pairs = SelectField(choices=[("", "—"), ("7", '<i>"李" & 王</i>'), ("8", ""), (9, "九")], default="8")
+        ints = SelectField(choices=[(1, "一"), (2, "<二>"), (3, None)], coerce=int, default=2,
+                           validators=[DataRequired()])
+        none_picked = SelectField(choices=[("a", "A"), ("b", "B")])
 
     with app.test_request_context():
         form = Probe(meta={"csrf": False})
-        fields = [form.plain, form.picked, form.grouped, form.many]
+        fields = [form.plain, form.picked, form.grouped, form.many, form.pairs, form.ints, form.none_picked]
         assert all(type(f.widget) is crm.core.forms.Select for f in fields)
         fast = [str(f(class_="form-select")) for f in fields]
         for f in fields:
             f.widget = widgets.Select(multiple=f.widget.multiple)
         assert fast == [str(f(class_="form-select")) for f in fields]
     assert "selected value=\"sel\"" in fast[1] and "&lt;b&gt;&#34;Ann&#34; &amp; Co&lt;/b&gt;" in fast[0]
+    assert '<option selected value="8">8</option>' in fast[4] and "&lt;i&gt;&#34;李&#34; &amp; 王&lt;/i&gt;" in fast[4]
+    assert '<option selected value="2">&lt;二&gt;</option>' in fast[5] and " required" in fast[5]
+    assert "selected" not in fast[6]
