@@ -406,9 +406,9 @@ def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, lo
 
 
 def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_actors_after(world, login_as, client):
-    """The visits' RMs and the follow-ups' assignees come in their rows' statements (joined), and the history's
-    actors the page holds already (an RM of the visits, the viewer) are not read again: one look-up of users by
-    id, for the one actor nobody else brought."""
+    """The bank's account comes with the firm, the visits' RMs and the follow-ups' assignees with their rows
+    (joined: no statement of their own), and the history's actors the page holds already (an RM of the visits,
+    the viewer) are not read again: one look-up of users by id, for the one actor nobody else brought."""
     from tests.factories_firms import form_visit
 
     login_as("rm_a")
@@ -421,6 +421,9 @@ def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_ac
     login_as("rm_a2")
     assert client.post(f"/firms/{world.firm.id}/edit", data=form_firm(
         "王经理改过的科技", world.firm.credit_code, version="1")).status_code == 302
+    db.session.add(FirmAccount(firm_id=world.firm.id, bank_id=world.bank_b.id, owner_id=world.rm_b.id,
+                               willingness_code="refused"))
+    db.session.commit()
     login_as("mgr_a")
     with statements() as seen:
         html = client.get(f"/firms/{world.firm.id}").get_data(as_text=True)
@@ -429,7 +432,10 @@ def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_ac
     assert timeline.count('data-kind="visit"') == 2 and timeline.count("李经理") == 3  # two visits, one follow-up
     assert "王经理" in history and "李经理" in history
     card = html[html.index('data-testid="account-card"'):]
-    assert "意愿强烈" in card[:card.index("</form>")]  # the account's willingness, from the visits
+    card = card[:card.index("</form>")]
+    assert "意愿强烈" in card and "明确拒绝" not in card  # the bank's own account, from the visits
+    assert f'<option selected value="{world.rm_b.id}">' not in card
+    assert not any(re.match(r"SELECT firm_account\.id", s) for s in seen)  # joined to the firm's statement
     by_id = [s for s in seen if re.search(r'FROM "?user"?\s+WHERE "?user"?\.id IN', s)]
     assert len(by_id) == 1, by_id
     assert not any(re.search(r'FROM "?user"?\s+WHERE "?user"?\.id IN', s) for s in seen if "visit" in s)

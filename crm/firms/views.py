@@ -238,7 +238,10 @@ def edit(firm_id):
 @login_required
 def show(firm_id):
     """The firm page: data, expiry warnings, contacts, the timeline the viewer may see, and change history."""
-    firm = get_or_404(Firm, firm_id, options=FIRM_PAGE_LOADS)
+    options = FIRM_PAGE_LOADS
+    if current_user.bank_id is not None:  # the bank's own account with the firm (the tenant scope joins no other)
+        options = (*options, joinedload(Firm.accounts))
+    firm = get_or_404(Firm, firm_id, options=options)
     return _render_show(firm)
 
 
@@ -255,8 +258,7 @@ def _render_show(firm, revealed=None, status=200):
     account = None
     owner_form = None
     if current_user.bank_id is not None:
-        account = db.session.scalar(sa.select(FirmAccount).where(
-            FirmAccount.firm_id == firm.id, FirmAccount.bank_id == current_user.bank_id))
+        account = next((a for a in firm.accounts if a.bank_id == current_user.bank_id), None)
         owner_form = OwnerForm()
         owner_form.owner_id.choices = [("", "—"), *services.bank_user_choices(current_user.bank_id)]
         owner_form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
