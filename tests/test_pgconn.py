@@ -78,3 +78,20 @@ def test_a_rollback_on_a_lost_connection_raises_as_psycopg_does(engine):
         other.execute("SELECT pg_terminate_backend(%s)", (raw.info.backend_pid,))
         with pytest.raises(psycopg.OperationalError):
             raw.rollback()
+
+
+def test_a_cursors_description_is_psycopgs_built_when_read_and_stays_with_its_result(engine):
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with pgconn.Connection.connect(dsn) as ours, psycopg.connect(dsn) as theirs:
+        query = "SELECT n, n::text AS label, now() AS at, 1.5::numeric(4, 2) AS price FROM pgconn_probe LIMIT 2"
+        cur, ref = ours.execute(query), theirs.execute(query)
+        assert type(cur) is pgconn.Cursor
+        desc = cur.description
+        assert isinstance(desc, pgconn.Description) and len(desc) == 4 and desc._columns is None  # not built yet
+        cur.execute("SELECT 1 AS other")  # the cursor moves on; the description kept describes its own result
+        assert [tuple(c) for c in desc] == [tuple(c) for c in ref.description]
+        assert [c.name for c in desc[1:3]] == ["label", "at"] and desc[0].type_code == ref.description[0].type_code
+        assert [c.name for c in cur.description] == ["other"]
+        cur.execute("SET LOCAL work_mem = '4MB'")
+        assert cur.description is None and theirs.execute("SET LOCAL work_mem = '4MB'").description is None
+        assert len(cur.execute("SELECT").description) == 0 == len(theirs.execute("SELECT").description)
