@@ -114,6 +114,28 @@ def test_search_matches_name_or_code_fragment_and_treats_wildcards_literally(wor
     assert _ids({"q": "' OR '1'='1"}, world.rm_a) == set()
 
 
+def test_a_term_no_credit_code_can_hold_is_looked_for_in_names_only(world, login_as):
+    """Codes hold 31 characters (no I, O, S, V, Z); a term with another character is compared with names only,
+    and a term a code can hold with both, in the list and in the type-ahead alike."""
+    named = factories.firm("深圳市ABC8共享测试有限公司")
+    db.session.commit()
+    code_part = world.firm.credit_code[-6:]
+    for term, code_compared in (("共享", False), ("ABC8", True), ("io", False), (code_part.lower(), True)):
+        with statements() as seen:
+            found = _ids({"q": term}, world.rm_a)
+        compared = any("credit_code LIKE" in s.replace('"', "") for s in seen)
+        assert compared == code_compared, term
+        if term == "共享":
+            assert found == {world.firm.id, named.id}
+        if term == "ABC8":
+            assert found == {named.id}
+        if term == code_part.lower():
+            assert world.firm.id in found
+    client = login_as("rm_a")
+    assert [f["id"] for f in client.get("/firms/lookup?q=ABC8共享").get_json()] == [named.id]
+    assert world.firm.id in {f["id"] for f in client.get(f"/firms/lookup?q={code_part}").get_json()}
+
+
 def test_filters_on_master_data_combine(world):
     today = today_local()
     ht = factories.firm("高新甲", industry="biomedicine", high_tech_issued_on=today - timedelta(days=400),

@@ -196,9 +196,8 @@ def lookup():
     term = (request.args.get("q") or "").strip()[:60]
     if not term:
         return jsonify([])
-    stmt = sa.select(Firm.id, Firm.name, Firm.credit_code).where(sa.or_(
-        Firm.name.contains(term, autoescape=True), Firm.credit_code.contains(term.upper(), autoescape=True),
-    )).order_by(Firm.name, Firm.id).limit(10)
+    stmt = sa.select(Firm.id, Firm.name, Firm.credit_code).where(queries.name_or_code_contains(term)).order_by(
+        Firm.name, Firm.id).limit(10)
     return jsonify([{"id": r.id, "name": r.name, "credit_code": r.credit_code} for r in db.session.execute(stmt)])
 
 
