@@ -103,6 +103,7 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
             f.widget = widgets.Select(multiple=f.widget.multiple)
         assert fast == [str(f(class_="form-select")) for f in fields]
     assert "selected value=\"sel\"" in fast[1] and "&lt;b&gt;&#34;Ann&#34; &amp; Co&lt;/b&gt;" in fast[0]
-    assert '<option selected value="8">8</option>' in fast[4] and "&lt;i&gt;&#34;李&#34; &amp; 王&lt;/i&gt;" in fast[4]
+    assert '<option selected value="8">8</option>' in fast[4]
+    assert "&lt;i&gt;&#34;李&#34; &amp; 王&lt;/i&gt;" in fast[4]
     assert '<option selected value="2">&lt;二&gt;</option>' in fast[5] and " required" in fast[5]
     assert "selected" not in fast[6]

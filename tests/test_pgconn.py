@@ -95,3 +95,19 @@ def test_a_cursors_description_is_psycopgs_built_when_read_and_stays_with_its_re
         cur.execute("SET LOCAL work_mem = '4MB'")
         assert cur.description is None and theirs.execute("SET LOCAL work_mem = '4MB'").description is None
         assert len(cur.execute("SELECT").description) == 0 == len(theirs.execute("SELECT").description)
+
+
+def test_the_dashboards_statements_are_planned_for_their_own_values_in_their_transaction_only(engine):
+    """Prepared statements may switch to a generic plan after five runs; the dashboard's, whose shard ranges and
+    filters change how many rows match, run with custom plans (FastSqlBackend._tune), for their transaction."""
+    from crm.dashboard.fastsql import FastSqlBackend
+
+    assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "auto"
+    FastSqlBackend._tune()
+    settings = dict(db.session.execute(sa.text("SELECT name, setting FROM pg_settings "
+                                               "WHERE name IN ('plan_cache_mode', 'work_mem', 'random_page_cost')"))
+                    .all())
+    assert settings == {"plan_cache_mode": "force_custom_plan", "work_mem": "32768", "random_page_cost": "1.1"}
+    db.session.rollback()
+    assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "auto"
+    db.session.rollback()

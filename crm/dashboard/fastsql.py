@@ -138,10 +138,16 @@ class FastSqlBackend(SqlBackend):
         * the cost of reading a page out of order, as for storage that seeks as fast as it reads (SSD, or tables
           held in memory, as the dashboard's are): with the default (4, a spinning disk's) the planner scanned a
           bank's quarter of visits (34,000 index entries, 5.6 ms) rather than look up the 140 visits of a
-          shard's companions by primary key (0.7 ms)."""
+          shard's companions by primary key (0.7 ms);
+        * a plan for each run's own values, never the generic plan of a prepared statement: connections keep the
+          statements they run often prepared (crm/core/pgconn.py), and after five runs PostgreSQL may switch a
+          prepared statement to one plan for any values. For these, whose shard ranges and filters change how
+          many rows match, that plan was twice as slow: the filtered page right after a new visit went from 18 to
+          42 ms at its eleventh visit and stayed there (scale 1, 20 visits in a row)."""
         if db.session.get_bind().dialect.name == "postgresql":
             per_transaction(_WORK_MEM_SET, None, lambda: db.session.execute(sa.text(
-                "SELECT set_config('work_mem', '32MB', true), set_config('random_page_cost', '1.1', true)")))
+                "SELECT set_config('work_mem', '32MB', true), set_config('random_page_cost', '1.1', true), "
+                "set_config('plan_cache_mode', 'force_custom_plan', true)")))
 
     def _visits(self, c, dim):
         if dim not in _FIRM_ATTRIBUTE:
