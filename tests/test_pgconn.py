@@ -97,17 +97,47 @@ def test_a_cursors_description_is_psycopgs_built_when_read_and_stays_with_its_re
         assert len(cur.execute("SELECT").description) == 0 == len(theirs.execute("SELECT").description)
 
 
-def test_the_dashboards_statements_are_planned_for_their_own_values_in_their_transaction_only(engine):
-    """Prepared statements may switch to a generic plan after five runs; the dashboard's, whose shard ranges and
-    filters change how many rows match, run with custom plans (FastSqlBackend._tune), for their transaction."""
+def _plans(conn) -> tuple[int, int]:
+    (generic, custom), = [(r.generic_plans, r.custom_plans) for r in conn.exec_driver_sql(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements") if "pgconn_probe" in r.statement]
+    return generic, custom
+
+
+def test_each_run_is_planned_for_its_values_unless_the_transaction_allows_generic_plans(engine):
+    """A generic plan can be far worse for a statement whose best plan depends on its values (a search, a range):
+    connections plan every run (force_custom_plan); a page of look-ups by key opts in for its transaction."""
+    from crm.core.db import generic_plans
     from crm.dashboard.fastsql import FastSqlBackend
 
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "force_custom_plan"
+        for n in range(1, 11):
+            conn.execute(QUERY, {"n": n})
+        assert _plans(conn) == (0, 5)  # prepared at the sixth run, planned for its values at each run since
+        conn.rollback()
+    assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    generic_plans(db.session)
     assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "auto"
-    FastSqlBackend._tune()
+    for n in range(1, 12):
+        db.session.execute(QUERY, {"n": n})
+    generic, custom = _plans(db.session.connection())
+    assert generic > 0  # a look-up by key: PostgreSQL keeps one plan for any value
+    FastSqlBackend._tune()  # the dashboard's statements never take one, even in such a transaction
     settings = dict(db.session.execute(sa.text("SELECT name, setting FROM pg_settings "
                                                "WHERE name IN ('plan_cache_mode', 'work_mem', 'random_page_cost')"))
                     .all())
     assert settings == {"plan_cache_mode": "force_custom_plan", "work_mem": "32768", "random_page_cost": "1.1"}
     db.session.rollback()
-    assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "auto"
+    assert db.session.execute(sa.text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
     db.session.rollback()
+
+
+def test_the_connections_options_keep_those_of_the_url_or_of_pgoptions(engine, monkeypatch):
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with pgconn.connect((dsn,), {"options": "-c statement_timeout=4321"}) as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "4321ms"
+        assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=1234")
+    with pgconn.connect((dsn,), {}) as conn:
+        assert conn.execute("SHOW lock_timeout").fetchone()[0] == "1234ms"
+        assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "force_custom_plan"

@@ -117,3 +117,14 @@ def local_time_text(column, dialect_name: str, offset: timedelta):
     # only 'YYYY-MM-DD HH:MM:SS' of the stored text: SQLite before 3.42 rounds the fraction to milliseconds, so
     # 16:59:59.9997 would become 17:00:00
     return sa.func.strftime("%Y-%m-%d %H:%M:%S", sa.func.substr(column, 1, 19), f"{seconds:+d} seconds")
+
+
+_GENERIC_PLANS = sa.text("SELECT set_config('plan_cache_mode', 'auto', true)")
+
+
+def generic_plans(session) -> None:
+    """Let this transaction's prepared statements use PostgreSQL's generic plans (a no-op on SQLite): for a page
+    whose statements look rows up by key, where one plan fits every value. The connections plan each run for its
+    own values otherwise (crm/core/pgconn.py). Ends with the transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_GENERIC_PLANS)

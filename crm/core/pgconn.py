@@ -12,9 +12,18 @@ statements across ROLLBACK: they belong to the session, not to the transaction. 
 command succeeded (``INTRANS``, not ``INERROR``) is rolled back here without touching psycopg's cache; any
 other rollback is psycopg's own. A statement whose tables changed is re-planned by the server as before
 (psycopg also forgets its cache whenever a DROP or ALTER runs through it).
+
+Plans. After five runs of a prepared statement PostgreSQL may keep one *generic* plan for any values
+(``plan_cache_mode`` auto). That is what saves planning, and it is right for look-ups by key; for a statement
+whose best plan depends on its values it can be far worse: the firm search (``name LIKE '%term%' ORDER BY name``)
+went from 11 to 42 ms once its generic plan walked the name index, and the dashboard's filtered page right after
+a new visit from 18 to 42 ms. So the connections plan every run for its own values (``force_custom_plan``: a
+prepared statement still skips parsing), and a page made of look-ups by key opts in to generic plans for its
+transaction (``crm.core.db.generic_plans``): the firm page, most of the mixed workload.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import psycopg
@@ -100,7 +109,15 @@ class Connection(psycopg.Connection):
             super().rollback()  # the connection's own path, which raises the error
 
 
+#: libpq ``options`` of every connection: custom plans unless a transaction opts in (``db.generic_plans``)
+SERVER_OPTIONS = "-c plan_cache_mode=force_custom_plan"
+
+
 def connect(cargs: tuple, cparams: dict) -> Connection:
     """What SQLAlchemy's psycopg dialect would open (``psycopg.connect(*cargs, **cparams)``), as a
-    :class:`Connection`: for its ``do_connect`` event (crm/__init__.py)."""
-    return Connection.connect(*cargs, **cparams)
+    :class:`Connection` with :data:`SERVER_OPTIONS` after the ``options`` of ``DATABASE_URL``, or else of the
+    ``PGOPTIONS`` variable (which libpq ignores once the parameter is given): for its ``do_connect`` event
+    (crm/__init__.py)."""
+    given = cparams.get("options") or os.environ.get("PGOPTIONS")
+    options = " ".join(o for o in (given, SERVER_OPTIONS) if o)
+    return Connection.connect(*cargs, **{**cparams, "options": options})

@@ -139,11 +139,11 @@ class FastSqlBackend(SqlBackend):
           held in memory, as the dashboard's are): with the default (4, a spinning disk's) the planner scanned a
           bank's quarter of visits (34,000 index entries, 5.6 ms) rather than look up the 140 visits of a
           shard's companions by primary key (0.7 ms);
-        * a plan for each run's own values, never the generic plan of a prepared statement: connections keep the
-          statements they run often prepared (crm/core/pgconn.py), and after five runs PostgreSQL may switch a
-          prepared statement to one plan for any values. For these, whose shard ranges and filters change how
-          many rows match, that plan was twice as slow: the filtered page right after a new visit went from 18 to
-          42 ms at its eleventh visit and stayed there (scale 1, 20 visits in a row)."""
+        * a plan for each run's own values, never the generic plan of a prepared statement, even in a transaction
+          that allowed them (``db.generic_plans``; connections keep the statements they run often prepared,
+          crm/core/pgconn.py). For these, whose shard ranges and filters change how many rows match, a generic
+          plan was twice as slow: the filtered page right after a new visit went from 18 to 42 ms at its
+          eleventh visit and stayed there (scale 1, 20 visits in a row)."""
         if db.session.get_bind().dialect.name == "postgresql":
             per_transaction(_WORK_MEM_SET, None, lambda: db.session.execute(sa.text(
                 "SELECT set_config('work_mem', '32MB', true), set_config('random_page_cost', '1.1', true), "

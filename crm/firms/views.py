@@ -16,6 +16,7 @@ from crm.auth.decorators import bank_user_required, role_required, writer_requir
 from crm.auth.forms import EmptyForm
 from crm.auth.models import Role
 from crm.core import audit
+from crm.core.db import generic_plans
 from crm.core.formatting import fen_to_wan, today_local
 from crm.core.models import WillingnessLevel
 from crm.core.forms import add_field_error, save_form, show_error
@@ -237,6 +238,7 @@ def edit(firm_id):
 @login_required
 def show(firm_id):
     """The firm page: data, expiry warnings, contacts, the timeline the viewer may see, and change history."""
+    generic_plans(db.session)  # every statement of the page looks rows up by key
     options = FIRM_PAGE_LOADS
     if current_user.bank_id is not None:  # the bank's own account with the firm (the tenant scope joins no other)
         options = (*options, joinedload(Firm.accounts))
