@@ -33,12 +33,12 @@ def _template_gettext(translations):
     ugettext, ungettext = translations.ugettext, translations.ungettext
 
     @pass_eval_context
-    def gettext(eval_ctx, string, **variables):
+    def gettext(eval_ctx, string, /, **variables):  # positional-only: any keyword is the string's variable
         rv = ugettext(string)
         return (Markup(rv) if eval_ctx.autoescape else rv) % variables
 
     @pass_eval_context
-    def ngettext(eval_ctx, singular, plural, num, **variables):
+    def ngettext(eval_ctx, singular, plural, num, /, **variables):
         variables.setdefault("num", num)
         rv = ungettext(singular, plural, num)
         return (Markup(rv) if eval_ctx.autoescape else rv) % variables

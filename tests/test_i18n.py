@@ -63,6 +63,15 @@ def test_plural_strings_take_the_count_and_the_forced_locale(app, lang, n, expec
     assert out == expected + "|" + {"en": "Sign out", "zh": "退出登录"}[lang]
 
 
+def test_a_strings_variables_may_have_any_name(app):
+    """Keywords are the string's variables, whatever their names (the callables' own parameters are
+    positional-only), as with Jinja's own callables."""
+    with app.test_request_context("/"):
+        out = render_template_string("{{ _('%(string)s·%(num)s·%(eval_ctx)s', string='<a>', num=2, eval_ctx='x') }}|"
+                                     "{{ ngettext('%(num)s %(plural)s', '%(num)s %(plural)s', 3, plural='件') }}")
+    assert out == "&lt;a&gt;·2·x|3 件"
+
+
 def test_the_report_stays_chinese_for_a_user_who_chose_english(world, client, login_as):
     build_known_campaign(world)
     db.session.commit()
