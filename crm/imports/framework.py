@@ -584,6 +584,7 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
     from flask import current_app
 
     from crm.core import audit
+    from crm.core.db import generic_plans
     from crm.extensions import db
 
     cfg = current_app.config
@@ -598,6 +599,7 @@ def run_import(ledger: Ledger, data: bytes, filename: str, ctx: ImportContext, *
         report.file_error = str(exc)
         return report
     report.total_rows = len(table.rows)
+    generic_plans(db.session)  # rows looked up and written by key, thousands of times: plan each statement once
     for row_number, column, value, reason in table.problems:
         report.problems.append(Problem(row_number, column, _text(value), reason))
 
