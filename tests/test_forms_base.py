@@ -76,6 +76,7 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
     """The base form swaps WTForms' select widget for a faster one (crm.core.forms.Select): the same markup for
     every kind of option (text to escape, selected, a boolean, an empty value, render_kw, groups, several)."""
     from wtforms import SelectField, SelectMultipleField, widgets
+    from markupsafe import Markup
     from wtforms.validators import DataRequired
     from wtforms.fields.choices import SelectChoice
 
@@ -93,10 +94,14 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
         ints = SelectField(choices=[(1, "一"), (2, "<二>"), (3, None)], coerce=int, default=2,
                            validators=[DataRequired()])
         none_picked = SelectField(choices=[("a", "A"), ("b", "B")])
+        #: a Markup value: escape() leaves it as it is; WTForms still escapes its quotes in the attribute
+        marked = SelectField(choices=[(Markup('a"b'), "A"), ("c", "C")], default="c")
+        marked_multi = SelectMultipleField(choices=[(Markup('x"y'), "X")])
 
     with app.test_request_context():
         form = Probe(meta={"csrf": False})
-        fields = [form.plain, form.picked, form.grouped, form.many, form.pairs, form.ints, form.none_picked]
+        fields = [form.plain, form.picked, form.grouped, form.many, form.pairs, form.ints, form.none_picked,
+                  form.marked, form.marked_multi]
         assert all(type(f.widget) is crm.core.forms.Select for f in fields)
         fast = [str(f(class_="form-select")) for f in fields]
         for f in fields:
@@ -107,3 +112,4 @@ def test_every_select_renders_exactly_the_markup_of_wtforms_own_widget(app):
     assert "&lt;i&gt;&#34;李&#34; &amp; 王&lt;/i&gt;" in fast[4]
     assert '<option selected value="2">&lt;二&gt;</option>' in fast[5] and " required" in fast[5]
     assert "selected" not in fast[6]
+    assert 'value="a&quot;b"' in fast[7] and 'value="x&quot;y"' in fast[8]
