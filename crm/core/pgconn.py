@@ -101,7 +101,8 @@ class Connection(psycopg.Connection):
 
     def rollback(self) -> None:
         if (self.pgconn.transaction_status != pq.TransactionStatus.INTRANS
-                or getattr(self, "_pipeline", None) is not None):
+                or getattr(self, "_pipeline", None) is not None  # psycopg's own checks and states: its path
+                or getattr(self, "_num_transactions", 0) or getattr(self, "_tpc", None)):
             return super().rollback()
         with self.lock:
             result = self.pgconn.exec_(b"ROLLBACK")

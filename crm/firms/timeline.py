@@ -144,7 +144,7 @@ def firm_history(firm: Firm, user, limit: int = 100, records: Optional[FirmRecor
     users = {}
     for uid in {e.user_id for e in entries if e.user_id}:
         loaded = db.session.identity_map.get(db.session.identity_key(User, uid))
-        if loaded is not None:
+        if loaded is not None and not sa.inspect(loaded).expired:  # (expired after a commit: read with the rest)
             users[uid] = loaded
     missing = {e.user_id for e in entries if e.user_id and e.user_id not in users}
     if missing:
