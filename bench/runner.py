@@ -722,7 +722,7 @@ class Bench:
                 return
             cookies = {role: _http_login(port, self.users[role], self.password) for role in {r for r, _ in urls}}
             lat: list[float] = []
-            errors = [0]
+            errors = [0, 0]  # measured, warm-up
             lock = threading.Lock()
 
             def run(seconds: float, limit: int, record: bool) -> float:
@@ -741,11 +741,11 @@ class Bench:
                         t0 = time.perf_counter()
                         status = _http_get(port, u, cookies[role])
                         dt = (time.perf_counter() - t0) * 1000
-                        if record:
-                            with lock:
+                        with lock:
+                            if record:
                                 lat.append(dt)
-                                if status != 200:
-                                    errors[0] += 1
+                            if status != 200:
+                                errors[0 if record else 1] += 1
 
                 t0 = time.perf_counter()
                 threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
@@ -762,6 +762,7 @@ class Bench:
             elapsed = run(seconds, max_requests, record=True)
             res.samples_ms = lat
             res.extra.update({"rps": round(len(lat) / elapsed, 1), "requests": len(lat), "errors": errors[0],
+                              "warm_up_errors": errors[1],
                               "seconds": round(elapsed, 1), "workers": workers, "clients": clients,
                               "target_rps": 200, "urls": len(urls)})
         finally:

@@ -80,3 +80,14 @@ def test_the_report_stays_chinese_for_a_user_who_chose_english(world, client, lo
     assert "Sign out" in client.get("/").get_data(as_text=True)
     html = client.get("/dashboard/report?campaign=ZCR2026").get_data(as_text=True)
     assert "退出登录" in html and "Sign out" not in html  # force_locale("zh") reaches the template's strings
+
+
+def test_a_render_finds_the_callables_bound_to_its_translations(app):
+    """The context of every template render holds the bound callables (crm.i18n.register), not Flask-Babel's,
+    which look the translations up again at each call."""
+    with app.test_request_context("/"):
+        context: dict = {}
+        app.update_template_context(context)
+        assert {k: context[k].__qualname__ for k in ("gettext", "ngettext")} == {
+            "gettext": "_template_gettext.<locals>.gettext", "ngettext": "_template_gettext.<locals>.ngettext"}
+
