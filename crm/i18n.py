@@ -1,6 +1,9 @@
-"""Locale selection: the user's saved choice, then the session, then Chinese."""
+"""Locale selection (the user's saved choice, then the session, then Chinese) and the templates' translated strings."""
 from flask import current_app, has_request_context, session
+from flask_babel import get_translations
 from flask_login import current_user
+from jinja2 import pass_eval_context
+from markupsafe import Markup
 
 
 def select_locale() -> str:
@@ -27,9 +30,6 @@ def _template_gettext(translations):
     safe when autoescaping, then always %-formatted with the keyword arguments), but those look the translations
     up again through Flask's context locals at every call: about 50 calls on the firm page, 0.2 of its 6 ms.
     """
-    from jinja2 import pass_eval_context
-    from markupsafe import Markup
-
     ugettext, ungettext = translations.ugettext, translations.ungettext
 
     @pass_eval_context
@@ -51,7 +51,6 @@ def register(app) -> None:
     processor fills with callables bound to the translations of the moment (``force_locale`` included, since the
     processors run inside ``render_template``). Macros imported without context still find Flask-Babel's
     callables on the environment: the same strings, looked up the slower way."""
-    from flask_babel import get_translations
 
     @app.context_processor
     def _translations():
