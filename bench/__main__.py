@@ -54,6 +54,37 @@ def machine_info(pg_version: str | None) -> dict:
             "platform": platform.platform(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def calibrate(repeats: int = 5) -> dict:
+    """The machine's speed on two fixed workloads, median of ``repeats`` runs in ms: pure Python (a dict of strings
+    built, sorted and summed: what rendering a page and counting rows in Python cost) and SQLite in memory (100,000
+    rows inserted and grouped). Two runs of this benchmark compare only when these compare: the same code on the
+    same kind of machine measured 1.4x slower in one session than in the one before (docs/performance.md 3.0), and
+    a neighbour's load during a run shows as a difference between the values at its start and at its end."""
+    def python_work():
+        d = {f"firm-{i}": i % 97 for i in range(100_000)}
+        return sorted(d, key=d.__getitem__)[:10], sum(len(k) for k in d)
+
+    def sqlite_work():
+        con = sqlite3.connect(":memory:")
+        try:
+            con.execute("CREATE TABLE v (firm INTEGER, bank INTEGER, month TEXT)")
+            con.executemany("INSERT INTO v VALUES (?, ?, ?)",
+                            ((i % 5_000, i % 7, f"2026-{i % 12 + 1:02d}") for i in range(100_000)))
+            return con.execute("SELECT bank, month, COUNT(DISTINCT firm) FROM v GROUP BY bank, month").fetchall()
+        finally:
+            con.close()
+
+    out = {}
+    for name, work in (("python_ms", python_work), ("sqlite_ms", sqlite_work)):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            work()
+            times.append((time.perf_counter() - t0) * 1000)
+        out[name] = round(sorted(times)[len(times) // 2], 1)
+    return out
+
+
 def fmt_ms(v):
     if v is None:
         return "-"
@@ -132,6 +163,8 @@ def main(argv=None) -> int:
         info = machine_info(pg_version)
         log(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']}, "
             f"SQLite {info['sqlite']}, {pg_version or 'no PostgreSQL'}; load {info['load_average_at_start']}")
+        info["calibration_at_start"] = calibrate()
+        log(f"calibration at the start: {info['calibration_at_start']}")
         for scale in scales:
             for engine in engines:
                 log(f"== {engine} scale {scale:g}")
@@ -159,6 +192,7 @@ def main(argv=None) -> int:
                              "results": {k: v.as_dict() for k, v in sorted(b.results.items())}})
                 if engine == "postgresql":
                     pg.drop_database(name)
+        info["calibration_at_end"] = calibrate()
     finally:
         if pg is not None:
             pg.stop()
@@ -169,6 +203,9 @@ def main(argv=None) -> int:
     table = print_table(runs)
     print()
     print(table)
+    if "calibration_at_end" in info:
+        print(f"\ncalibration (ms, median of 5): at the start {info['calibration_at_start']}, "
+              f"at the end {info['calibration_at_end']}")
     out = Path(args.out)
     previous = {}
     if out.exists():
@@ -185,7 +222,8 @@ def main(argv=None) -> int:
             # a partial run (--only) replaces just the metrics it measured, each stamped with its own run
             results = dict(merged[key].get("results", {}))
             for name, res in r["results"].items():
-                results[name] = dict(res, run_at=run_at, machine_load_at_start=info["load_average_at_start"])
+                results[name] = dict(res, run_at=run_at, machine_load_at_start=info["load_average_at_start"],
+                                     machine_calibration=info.get("calibration_at_start"))
             merged[key] = dict(merged[key], results=dict(sorted(results.items())))
         else:
             merged[key] = dict(r, machine=info, run_at=run_at)

@@ -19,3 +19,11 @@ def test_every_metric_the_runner_measures_is_a_row_of_the_table():
     assert {"dashboard_records", "follow_ups_mine", "follow_ups_overdue", "export_csv_50k",
             "dashboard_unfiltered_after_write"} <= measured
     assert sorted(measured - set(ORDER)) == []
+
+
+def test_the_calibration_times_both_fixed_workloads():
+    from bench.__main__ import calibrate
+
+    got = calibrate(repeats=1)
+    assert set(got) == {"python_ms", "sqlite_ms"}
+    assert all(isinstance(v, float) and v > 0 for v in got.values())
