@@ -861,6 +861,48 @@ def test_breakdown_labels_kept_between_views_follow_a_renamed_bank_and_industry(
     assert _plain(got) == _plain(expected)
 
 
+def test_an_organisation_renamed_moves_its_labels_and_no_number(small):
+    """A bank's short name or a branch's code changed bumps the ``names`` row only: the next view reads the labels
+    and codes again and recomputes no shard. A branch given to another bank moves numbers (its visits and events
+    count for that bank): not placed, every view is computed again."""
+    facts = _facts()
+    f = MetricFilter(facts["campaigns"][-1].id)
+    dims = ("bank", "branch")
+    with scoped(SYSTEM):
+        first = compute_metrics(f, dims, backend=small)
+    branch = db.session.get(Organisation, int(next(k for k in first.breakdowns["branch"] if k != metrics.NONE_KEY)))
+    bank = db.session.get(Organisation, branch.parent_id)
+    other = next(b for b in facts["banks"] if b.id != bank.id)
+    assert str(bank.id) in first.breakdowns["bank"]
+    db.session.commit()
+
+    def rename():
+        db.session.get(Organisation, bank.id).short_name = "改名银行"
+        db.session.get(Organisation, branch.id).code = "RENAMED-BR"
+
+    assert _bumped_by(rename) == {snapshots.NAMES_SLOT: 1}
+    before = dict(small.stats)
+    with scoped(SYSTEM):
+        got = compute_metrics(f, dims, backend=small)
+        expected = compute_metrics(f, dims, backend=REFERENCE)
+    db.session.commit()
+    assert got.labels["bank"][str(bank.id)] == "改名银行"
+    assert got.codes["branch"][str(branch.id)] == "RENAMED-BR"
+    assert _plain(got) == _plain(expected)
+    assert (small.stats["cold"], small.stats["shards_recomputed"]) == (before["cold"], before["shards_recomputed"])
+
+    def move():
+        db.session.get(Organisation, branch.id).parent_id = other.id
+
+    assert _global(_bumped_by(move)) == 1
+    with scoped(SYSTEM):
+        got = compute_metrics(f, dims, backend=small)
+        expected = compute_metrics(f, dims, backend=REFERENCE)
+    db.session.commit()
+    assert _plain(got) == _plain(expected)
+    assert small.stats["cold"] > before["cold"]
+
+
 @pytest.mark.parametrize("fine_visits", [0, 10**9])
 def test_whole_views_equal_the_reference_counted_by_breakdown_or_from_their_rows(small, monkeypatch, fine_visits):
     """A view computed whole counts its visit families by one statement per breakdown (more visits than

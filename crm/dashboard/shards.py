@@ -41,8 +41,11 @@ transaction waits on that lock (its foreign key's check), and so does a check-in
 its event and locks it), so none slips between the rows the change read and its commit. A registration not checked
 in moves no number: registering, inviting or editing a person bumps nothing.
 
-A write that cannot be placed (an import, an organisation, a calendar day, a bulk statement) changes the global
-count: the view is computed again whole, in one pass that groups by shard as well.
+An organisation renamed (its name, short name or code, through the ORM) bumps the one row of the ``names`` source:
+the labels kept between views are read again, and no part is recomputed.
+
+A write that cannot be placed (an import, an organisation's kind or parent, a new organisation, a calendar day, a
+bulk statement) changes the global count: the view is computed again whole, in one pass that groups by shard as well.
 
 The partial results live in the worker's memory (``max_entries`` views x breakdowns, least recently used first
 out); the finished numbers are still shared between workers by ``crm.dashboard.snapshots``.
@@ -91,6 +94,9 @@ WHOLE_FAMILIES = ("events",)
 #: families computed whole and the events' organisers kept between views read them; the firms registered for the
 #: event and its staff have their own shards bumped by the same write
 EVENTS = "event"
+#: the source of organisations' names, short names and codes (one row: ``snapshots.NAMES_SLOT``): only the labels and
+#: codes kept with the other facts (:meth:`ShardedBackend.known`) read them; no part does
+NAMES = "names"
 #: more stale shards than this for a part: they are recomputed by grouped statements (one per breakdown, the stale
 #: shards' id ranges as conditions) instead of reading their rows (``FastSqlBackend.family_rows``)
 MAX_STALE = 24
@@ -264,19 +270,22 @@ class ShardedBackend(FastSqlBackend):
 
     def names(self) -> Names:
         """The breakdowns' labels and codes from reference tables kept with the other :meth:`known` facts (every
-        write to industries, districts, streets and organisations bumps the global count)."""
+        write to industries, districts and streets bumps the global count; an organisation renamed, the ``names``
+        source)."""
         return Names(self.known("names"))
 
     def known(self, name: str) -> dict:
         """Facts read from tables every write to which bumps the global count (a user's bank, a new user:
-        ``snapshots.COLUMN_SENSITIVE``, not placed) or the ``event`` source (an event's organisers), kept while the
-        count and that source this transaction read hold: a fact read under older ones is never used under newer."""
+        ``snapshots.COLUMN_SENSITIVE``, not placed), the ``event`` source (an event's organisers) or the ``names``
+        source (an organisation renamed), kept while the count and those sources this transaction read hold: a fact
+        read under older ones is never used under newer."""
         session = db.session()
         versions = None if snapshots.transaction_has_written(session) else self._versions(session)
         if versions is None:  # (its own uncommitted writes may have changed them)
             return {}
         key = (session.get_bind().url.render_as_string(hide_password=True), versions[0],
-               versions[1][EVENTS].get(0, 0))  # (an event's organisers are placed: kept with the event source)
+               versions[1][EVENTS].get(0, 0),  # (an event's organisers are placed: kept with the event source,
+               versions[1][NAMES].get(0, 0))  # and an organisation's name with the names source)
         with self._known_lock:
             if self._known[0] != key:
                 self._known = (key, {})

@@ -96,10 +96,14 @@ SLOTS = 16
 #: migration does: DDL counts as a write).
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
-           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK, "event": 7 * SHARD_BLOCK}
+           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK, "event": 7 * SHARD_BLOCK,
+           "names": 8 * SHARD_BLOCK}
 #: the one row of the ``event`` source: any event's date, status, campaign, organisers, industries or staff changed
 #: (the events held, computed whole, and the events' organisers kept between views)
 EVENT_SLOT = SOURCES["event"]
+#: the one row of the ``names`` source: an organisation's name, short name or code changed, which only the labels
+#: and codes of the bank and branch breakdowns read (``metrics.Names``, kept between views): no number moves
+NAMES_SLOT = SOURCES["names"]
 FIRM_SHARD_WIDTH = 512  #: firms per shard (scale 1: 100,000 firms in 196 shards, ~1,500 visits a campaign year each)
 USER_SHARD_WIDTH = 1  #: users per shard: one (a busy RM has 3,000 visits a campaign year at scale 1)
 
@@ -610,6 +614,28 @@ def _columns_move(state, keys: Iterable[str]) -> Optional[bool]:
     return moved
 
 
+#: an organisation's columns only the breakdowns' labels and codes read (``metrics.Names``); its kind and parent
+#: decide which bank a branch, a visit's branch or an event's organiser counts for
+_ORGANISATION_NAMES = ("code", "name", "short_name")
+_ORGANISATION_COUNTED = ("kind", "parent_id")
+
+
+def _place_organisation(org, known: _Lookups) -> Optional[set]:
+    """An organisation renamed (its name, short name or code): the ``names`` row, after which the kept labels are
+    read again and no part of any view is recomputed. A change of its kind or parent (which bank a branch belongs
+    to), a new or a deleted organisation is not placed (a global slot: rare, administrators' writes)."""
+    state = sa.inspect(org)
+    if state.key is None or (state.session is not None and org in state.session.deleted):
+        return None
+    counted = _columns_move(state, _ORGANISATION_COUNTED)
+    if counted is None or counted:
+        return None
+    named = _columns_move(state, _ORGANISATION_NAMES)
+    if named is None:
+        return None
+    return {NAMES_SLOT} if named else set()
+
+
 #: the firm's columns the numbers read besides its id
 _FIRM_PLACED = tuple(sorted(COLUMN_SENSITIVE["firm"] - {"id"}))
 #: an event's columns and collections the numbers read (its venue, title or capacity move none)
@@ -680,6 +706,7 @@ _PLACERS: dict[str, tuple[frozenset, Callable]] = {
     "pledge": (frozenset({"pledge"}), _place_pledge),
     "firm": (frozenset({"firm"}), _place_firm),
     "event": (frozenset({"event", "event_organiser", "event_industry", "event_staff"}), _place_event),
+    "organisation": (frozenset({"organisation"}), _place_organisation),
 }
 
 
