@@ -54,42 +54,16 @@ def machine_info(pg_version: str | None) -> dict:
             "platform": platform.platform(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-def calibrate(repeats: int = 5) -> dict:
-    """The machine's speed on two fixed workloads, median of ``repeats`` runs in ms: pure Python (a dict of strings
-    built, sorted and summed: what rendering a page and counting rows in Python cost) and SQLite in memory (100,000
-    rows inserted and grouped). Two runs of this benchmark compare only when these compare: the same code on the
-    same kind of machine measured 1.4x slower in one session than in the one before (docs/performance.md 3.0), and
-    a neighbour's load during a run shows as a difference between the values at its start and at its end."""
-    def python_work():
-        d = {f"firm-{i}": i % 97 for i in range(100_000)}
-        return sorted(d, key=d.__getitem__)[:10], sum(len(k) for k in d)
-
-    def sqlite_work():
-        con = sqlite3.connect(":memory:")
-        try:
-            con.execute("CREATE TABLE v (firm INTEGER, bank INTEGER, month TEXT)")
-            con.executemany("INSERT INTO v VALUES (?, ?, ?)",
-                            ((i % 5_000, i % 7, f"2026-{i % 12 + 1:02d}") for i in range(100_000)))
-            return con.execute("SELECT bank, month, COUNT(DISTINCT firm) FROM v GROUP BY bank, month").fetchall()
-        finally:
-            con.close()
-
-    import gc
-
-    out = {}
-    for name, work in (("python_ms", python_work), ("sqlite_ms", sqlite_work)):
-        times = []
-        for _ in range(repeats):
-            gc.collect()
-            gc.disable()  # (at the end of a run the process holds millions of objects: a full collection
-            try:  # triggered here would time them, not the machine: 31 ms at the start, 43 at the end)
-                t0 = time.perf_counter()
-                work()
-                times.append((time.perf_counter() - t0) * 1000)
-            finally:
-                gc.enable()
-        out[name] = round(sorted(times)[len(times) // 2], 1)
-    return out
+def calibrate() -> dict:
+    """``bench.calibrate`` in a fresh interpreter: the machine's speed, not this process's (at the end of a run the
+    same pure-Python workload took 47 ms in the benchmark's process, with the collector off, against 29 at its
+    start: a heap of millions of objects slows allocation)."""
+    try:
+        out = subprocess.run([sys.executable, "-m", "bench.calibrate"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, check=True)
+        return json.loads(out.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return {"error": str(exc)[:200]}
 
 
 def fmt_ms(v):
