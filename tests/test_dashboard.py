@@ -306,3 +306,33 @@ def test_the_filter_bar_offers_what_each_viewer_may_pick_and_follows_reference_w
     factories.campaign("ZCR-NEW", orgs=[world.bank_a], start=world.campaign.start_on)
     db.session.commit()
     assert "ZCR-NEW" in [v for v, *_ in check("bureau", world.campaign)["campaign"]]
+
+
+def test_a_dashboard_page_reads_the_version_table_once(known, client, login_as):
+    """The filter bar's kept facts and the view share one read of the dashboard's version table
+    (``ShardedBackend.write_version``): a page served from a snapshot and one computed again after a write each
+    read it once; the shared store's older rows are dropped once per version, not at every save."""
+    import sqlalchemy as sa
+
+    from tests.sqlcount import statements
+
+    login_as(known.world.bureau_user)
+    assert client.get("/dashboard/?campaign=ZCR2026").status_code == 200  # computed and filed
+    with statements() as cached:
+        assert client.get("/dashboard/?campaign=ZCR2026").status_code == 200
+    visit = db.session.scalars(sa.select(Visit).where(Visit.is_deleted.is_(False)).order_by(Visit.id)).first()
+    visit.need_amount_fen = (visit.need_amount_fen or 0) + 1  # a placed write: a new version
+    db.session.commit()
+    with statements() as after_write:
+        assert client.get("/dashboard/?campaign=ZCR2026").status_code == 200
+    with statements() as other_tab:  # a miss at the same version: the store's older rows are gone already
+        assert client.get("/dashboard/?campaign=ZCR2026&tab=street").status_code == 200
+
+    def reads(sql):
+        return [s for s in sql if "dashboard_write_version" in s and s.lstrip().upper().startswith("SELECT")]
+
+    assert len(reads(cached)) == 1, reads(cached)
+    assert len(reads(after_write)) == 1, reads(after_write)
+    assert any(s.lstrip().upper().startswith("DELETE FROM DASHBOARD_SNAPSHOT") for s in after_write)
+    assert any("INSERT INTO dashboard_snapshot" in s for s in other_tab)
+    assert not any(s.lstrip().upper().startswith("DELETE FROM DASHBOARD_SNAPSHOT") for s in other_tab)

@@ -104,6 +104,7 @@ MAX_STALE = 24
 MOST_STALE = 0.5
 
 _VERSIONS = "crm_dashboard_shard_versions"  #: in Session.info (per_transaction): the versions read for the view
+_VIEWED = "crm_dashboard_viewed"  #: in Session.info: the transaction a view was served in with those versions
 
 
 class _Entry:
@@ -215,16 +216,26 @@ class ShardedBackend(FastSqlBackend):
         return out
 
     # -- versions ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def begin_view() -> None:
-        """A new view is computed: read the versions again (``SnapshotBackend`` calls this after reading its own
-        version, so the parts it files under that version are never older than it, even when another worker
-        committed a write since this transaction last read them)."""
-        db.session().info.pop(_VERSIONS, None)
+    @classmethod
+    def write_version(cls, session) -> Optional[int]:
+        """The write version (the sum of every row of the version table) of a view about to be served: from the
+        rows this transaction read (:meth:`_versions`; None without the table), read again when a view of this
+        transaction was served with them already (a write committed meanwhile is then seen, as by a new
+        transaction). ``SnapshotBackend`` files the result under it, so a part is never older than the version its
+        result is filed under, and one statement serves both: the dashboard page's filter bar reads the rows
+        first (``known``), and its view uses them."""
+        transaction = session.get_transaction()
+        if transaction is not None and session.info.get(_VIEWED) is transaction:
+            session.info.pop(_VERSIONS, None)
+        versions = cls._versions(session)
+        session.info[_VIEWED] = session.get_transaction()
+        if versions is None:
+            return None
+        return versions[0] + sum(n for by_shard in versions[1].values() for n in by_shard.values())
 
     @staticmethod
     def _versions(session) -> Optional[tuple[int, dict[str, dict[int, int]]]]:
-        """The global count and each shard's version, read once per view (see ``begin_view``) and transaction,
+        """The global count and each shard's version, read once per transaction and view (:meth:`write_version`),
         before anything is computed with them, so a part is never older than the version it is filed under."""
         def read():
             got = snapshots.read_versions(session.connection())

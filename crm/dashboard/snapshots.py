@@ -952,9 +952,17 @@ def _load_shared(conn: sa.Connection, version: int, keys: list[str]) -> Optional
     return next(((k, rows[k]) for k in keys if k in rows), None)
 
 
+#: per database: the version below which this process last dropped the store's rows (``_save_shared``)
+_PRUNED: dict[str, int] = {}
+
+
 def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
-    """Write a snapshot row in a transaction of its own; drop rows of older versions. False when skipped."""
+    """Write a snapshot row in a transaction of its own; drop rows of older versions, once per version and process
+    (the first save after a write; the rows of keys viewed again are replaced by the upsert anyway, and a lookup
+    wants its own version only). False when skipped."""
     t = snapshot_store
+    database = engine.url.render_as_string(hide_password=True)
+    prune = _PRUNED.get(database) != version  # (not <: a database created again under its URL starts low)
     try:
         with engine.begin() as conn:
             dbapi = conn.connection.dbapi_connection
@@ -971,7 +979,8 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
                     # a copy that can be computed again: its commit need not wait for the WAL to reach the disk
                     # (a crash may lose it, never anything else; SQLite's synchronous=NORMAL is the same bargain)
                     cur.execute("SET LOCAL lock_timeout = '250ms'; SET LOCAL synchronous_commit = off")
-                conn.execute(sa.delete(t).where(t.c.version < version))
+                if prune:
+                    conn.execute(sa.delete(t).where(t.c.version < version))
                 stmt = upsert_insert(t, conn.dialect.name).values(key=key, version=version, payload=payload)
                 conn.execute(stmt.on_conflict_do_update(
                     index_elements=[t.c.key], set_={"version": stmt.excluded.version, "payload": stmt.excluded.payload},
@@ -980,6 +989,8 @@ def _save_shared(engine: Engine, key: str, version: int, payload: str) -> bool:
                 if previous is not None:
                     cur.execute(f"PRAGMA busy_timeout = {previous:d}")
                 cur.close()
+        if prune:
+            _PRUNED[database] = version
         return True
     except sa.exc.DBAPIError as exc:  # busy or locked: the snapshot stays in this worker's memory only
         log.warning("dashboard snapshot not shared (%s)", type(exc.orig).__name__)
@@ -1092,7 +1103,8 @@ class SnapshotBackend:
             self.stats["bypassed"] += 1
             return compute(f, dims, self.inner)
         conn = session.connection()
-        version = read_write_version(conn)
+        inner_version = getattr(self.inner, "write_version", None)  # (its parts are computed with that same read)
+        version = inner_version(db.session()) if inner_version is not None else read_write_version(conn)
         if version is None:
             self.stats["bypassed"] += 1
             return compute(f, dims, self.inner)
@@ -1117,9 +1129,6 @@ class SnapshotBackend:
                 self.stats["hits"] += 1
                 return _copy_result(cached, campaign, dims)
         self.stats["misses"] += 1
-        begin_view = getattr(self.inner, "begin_view", None)
-        if begin_view is not None:
-            begin_view()  # its shard versions are read after the version this result is filed under
         result = compute(f, dims, self.inner)
         if self._cache.put(key, _copy_result(result, None)) and self.shared:
             if not _save_shared(conn.engine, _store_key(key), version, encode_result(result)):
