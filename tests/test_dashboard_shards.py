@@ -26,7 +26,7 @@ from crm.extensions import db
 from crm.firms.models import Firm
 from crm.core.models import Industry
 from crm.credit.models import CreditApplication
-from crm.orgs.models import Campaign, Organisation
+from crm.orgs.models import Campaign, Organisation, OrgKind
 from crm.visits.models import Visit, visit_companion
 from tests.factories_events import event_data
 from tests.sqlcount import statements
@@ -901,6 +901,39 @@ def test_an_organisation_renamed_moves_its_labels_and_no_number(small):
     db.session.commit()
     assert _plain(got) == _plain(expected)
     assert small.stats["cold"] > before["cold"]
+
+    # what no number reads (deactivated, set again to the same values): nothing; the kind, the parent set through
+    # either side of the relationship: a global slot
+    def unread():
+        org = db.session.get(Organisation, branch.id)
+        org.is_active, org.kind, org.parent_id = False, org.kind, org.parent_id
+
+    assert _bumped_by(unread) == {}
+    db.session.get(Organisation, branch.id).is_active = True
+    db.session.commit()
+    for write in (lambda: setattr(db.session.get(Organisation, branch.id), "kind", OrgKind.PARK),
+                  lambda: setattr(db.session.get(Organisation, branch.id), "parent", db.session.get(Organisation, bank.id)),
+                  lambda: db.session.get(Organisation, bank.id).children.append(db.session.get(Organisation, branch.id))):
+        assert _global(_bumped_by(write)) == 1
+        db.session.rollback()
+        org = db.session.get(Organisation, branch.id)
+        org.kind, org.parent_id = OrgKind.BANK, other.id
+        db.session.commit()
+    # a rename in the same flush as a visit: both rows
+    visit = db.session.scalar(sa.select(Visit).where(Visit.is_deleted.is_(False)).order_by(Visit.id).limit(1))
+
+    def rename_and_visit():
+        db.session.get(Organisation, bank.id).name = "改名银行总行"
+        v = db.session.get(Visit, visit.id)
+        v.need_amount_fen = (v.need_amount_fen or 0) + 100
+
+    bumped = _bumped_by(rename_and_visit)
+    assert snapshots.NAMES_SLOT in bumped and not _global(bumped) and len(bumped) == 2
+    with scoped(SYSTEM):
+        got = compute_metrics(f, dims, backend=small)
+        expected = compute_metrics(f, dims, backend=REFERENCE)
+    db.session.commit()
+    assert _plain(got) == _plain(expected) and got.labels["bank"][str(bank.id)] == expected.labels["bank"][str(bank.id)]
 
 
 @pytest.mark.parametrize("fine_visits", [0, 10**9])

@@ -223,7 +223,9 @@ class ShardedBackend(FastSqlBackend):
         transaction was served with them already (a write committed meanwhile is then seen, as by a new
         transaction). ``SnapshotBackend`` files the result under it, so a part is never older than the version its
         result is filed under, and one statement serves both: the dashboard page's filter bar reads the rows
-        first (``known``), and its view uses them."""
+        first (``known``), and its view uses them. A write committed between those two reads is therefore not in
+        that page: it shows the numbers as of its first statement, as a page whose transaction is one snapshot (SQLite)
+        would, exact for that version; the next request reads the rows again."""
         transaction = session.get_transaction()
         if transaction is not None and session.info.get(_VIEWED) is transaction:
             session.info.pop(_VERSIONS, None)

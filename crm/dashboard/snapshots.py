@@ -614,23 +614,28 @@ def _columns_move(state, keys: Iterable[str]) -> Optional[bool]:
     return moved
 
 
-#: an organisation's columns only the breakdowns' labels and codes read (``metrics.Names``); its kind and parent
-#: decide which bank a branch, a visit's branch or an event's organiser counts for
-_ORGANISATION_NAMES = ("code", "name", "short_name")
-_ORGANISATION_COUNTED = ("kind", "parent_id")
+#: an organisation's columns only the breakdowns' labels and codes read (``metrics.Names``); those no number reads
+#: (whether it may still be chosen in forms, its timestamps). Any other column (its kind and parent decide which bank
+#: a branch, a visit's branch or an event's organiser counts for; its id; one added later) is not placed.
+_ORGANISATION_NAMES = frozenset({"code", "name", "short_name"})
+_ORGANISATION_UNREAD = frozenset({"is_active", "created_at", "modified_at"})
 
 
 def _place_organisation(org, known: _Lookups) -> Optional[set]:
     """An organisation renamed (its name, short name or code): the ``names`` row, after which the kept labels are
-    read again and no part of any view is recomputed. A change of its kind or parent (which bank a branch belongs
-    to), a new or a deleted organisation is not placed (a global slot: rare, administrators' writes)."""
+    read again and no part of any view is recomputed. A change of any other column the numbers may read (its kind,
+    its parent: which bank a branch belongs to, set directly or through ``parent``/``children``), a new or a deleted
+    organisation is not placed (a global slot: rare, administrators' writes)."""
     state = sa.inspect(org)
     if state.key is None or (state.session is not None and org in state.session.deleted):
         return None
-    counted = _columns_move(state, _ORGANISATION_COUNTED)
+    if any(state.attrs[rel.key].history.has_changes() for rel in state.mapper.relationships):
+        return None  # its parent or children set through a relationship: parent ids change during the flush
+    others = sorted(key for key in state.committed_state if key not in _ORGANISATION_NAMES | _ORGANISATION_UNREAD)
+    counted = _columns_move(state, others)  # (a column set again to its value moves nothing)
     if counted is None or counted:
         return None
-    named = _columns_move(state, _ORGANISATION_NAMES)
+    named = _columns_move(state, sorted(_ORGANISATION_NAMES))
     if named is None:
         return None
     return {NAMES_SLOT} if named else set()
