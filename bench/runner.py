@@ -32,7 +32,8 @@ TARGETS_MS = {  # issue 8, scale 1, server-side p95 (at scale 0.1 every page ≤
     "dashboard_unfiltered": 150, "dashboard_filtered": 30, "dashboard_unfiltered_after_visit": 150,
     "dashboard_filtered_after_visit": 30, "dashboard_unfiltered_after_new_visit": 150,
     "dashboard_filtered_after_new_visit": 30, "dashboard_unfiltered_after_event_edit": 150,
-    "dashboard_filtered_after_event_edit": 30, "dashboard_unfiltered_after_planned_event_edit": 150,
+    "dashboard_filtered_after_event_edit": 30, "dashboard_unfiltered_after_event_status": 150,
+    "dashboard_filtered_after_event_status": 30, "dashboard_unfiltered_after_planned_event_edit": 150,
     "dashboard_filtered_after_planned_event_edit": 30, "dashboard_unfiltered_after_write": 150,
     "dashboard_filtered_after_write": 30, "firms_page_1": 50, "firms_page_1000": 50,
     "firm_search": 100, "visit_save": 30, "export_csv_50k": 500, "export_xlsx_50k": 2000,
@@ -376,10 +377,15 @@ class Bench:
                 s.commit()
             db.session.remove()
 
-    def edit_an_event(self, planned: bool = False) -> None:
+    def edit_an_event(self, planned: bool = False, status: bool = False) -> None:
         """Move an event by a day through the ORM, as the event form's service does (a different event each time;
         each one forward, then back on the next round): a held event of the newest campaign (any of its events when
-        none is held), or (``planned``) an event still planned, people registered and none checked in yet."""
+        none is held), or (``planned``) an event still planned, people registered and none checked in yet.
+
+        Moved by a day, a held event mostly stays in its month and its campaign's window, where it moves no firm's
+        check-in in the dashboard's views (``shards._event_moves``): only its staff and the events held are read
+        again. With ``status`` it is marked planned instead (and held again on the next round), which moves its
+        firms' check-ins and reach in every view."""
         import sqlalchemy as sa
 
         from crm.core.scoping import SYSTEM, scoped
@@ -387,7 +393,7 @@ class Bench:
         from crm.extensions import db
         from crm.orgs.models import Campaign
 
-        counter = "_planned_event_edits" if planned else "_event_edits"
+        counter = "_planned_event_edits" if planned else "_status_edits" if status else "_event_edits"
         n = getattr(self, counter, 0)
         setattr(self, counter, n + 1)
         with self.app.app_context(), scoped(SYSTEM):
@@ -395,20 +401,30 @@ class Bench:
             if planned:
                 ids = list(s.scalars(sa.select(Event.id).where(Event.status == EventStatus.PLANNED)
                                      .order_by(Event.id).limit(40)))
+            elif status and hasattr(self, "_status_event_ids"):
+                ids = self._status_event_ids  # (the same events each round: held, planned, held again)
             else:
                 campaign = s.scalar(sa.select(Campaign.id).order_by(Campaign.start_on.desc()).limit(1))
                 events = sa.select(Event.id).where(Event.campaign_id == campaign).order_by(Event.id).limit(40)
                 ids = list(s.scalars(events.where(Event.status == EventStatus.HELD))) or list(s.scalars(events))
+                if status:
+                    self._status_event_ids = ids
             if not ids:
                 raise RuntimeError("no event to edit" if planned else "the newest campaign has no event to edit")
             event = s.get(Event, ids[n % len(ids)])
             _ = event.version, event.organisers, event.industries, event.staff  # (loaded, as the form's are)
-            event.held_on += timedelta(days=1 if (n // len(ids)) % 2 == 0 else -1)
+            if status:
+                event.status = EventStatus.PLANNED if event.status == EventStatus.HELD else EventStatus.HELD
+            else:
+                event.held_on += timedelta(days=1 if (n // len(ids)) % 2 == 0 else -1)
             s.commit()
             db.session.remove()
 
     def edit_a_planned_event(self) -> None:
         self.edit_an_event(planned=True)
+
+    def hold_or_unhold_an_event(self) -> None:
+        self.edit_an_event(status=True)
 
     def invalidate_snapshots(self) -> None:
         """Bump the dashboard's write version, as any committed write does (crm/dashboard/snapshots.py)."""
@@ -435,16 +451,20 @@ class Bench:
             if r.samples_ms and r.sql_ms:
                 r.extra["page_to_sql_ratio"] = round(median(r.samples_ms) / r.sql_ms, 2)
             # The same pages when every request follows a write (a snapshot miss each time): after a visit is
-            # saved (the shards it touched are recomputed), after a held event's date is moved (the shards of the
-            # firms checked in at it and of its staff, and the events held), after a planned event's (its staff's
-            # shards and the events held), and after a write no flush can place (an import, an organisation: every
-            # shard is recomputed, in one pass).
+            # saved (the shards it touched are recomputed), after a held event's date is moved by a day (its staff's
+            # shards and the events held; the shards of the firms checked in at it in the views the move moves: by
+            # month across a month's end), after a held event is marked planned or held again (those firms' shards
+            # in every view), after a planned event's date (its staff's shards and the events held), and after a
+            # write no flush can place (an import, an organisation: every shard is recomputed, in one pass).
             for name, page, write in (("dashboard_unfiltered_after_visit", "/dashboard/", self.save_a_visit),
                                       ("dashboard_filtered_after_visit", url, self.save_a_visit),
                                       ("dashboard_unfiltered_after_new_visit", "/dashboard/", self.record_a_visit),
                                       ("dashboard_filtered_after_new_visit", url, self.record_a_visit),
                                       ("dashboard_unfiltered_after_event_edit", "/dashboard/", self.edit_an_event),
                                       ("dashboard_filtered_after_event_edit", url, self.edit_an_event),
+                                      ("dashboard_unfiltered_after_event_status", "/dashboard/",
+                                       self.hold_or_unhold_an_event),
+                                      ("dashboard_filtered_after_event_status", url, self.hold_or_unhold_an_event),
                                       ("dashboard_unfiltered_after_planned_event_edit", "/dashboard/",
                                        self.edit_a_planned_event),
                                       ("dashboard_filtered_after_planned_event_edit", url, self.edit_a_planned_event),

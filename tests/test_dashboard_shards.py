@@ -1036,11 +1036,24 @@ def _checked_in_firms(event_id) -> set:
                                                                         Registration.checked_in_at.is_not(None))))
 
 
+def _event_log(after: int) -> list:
+    """The event changes logged since the event row's count ``after``, as (seq, change)."""
+    upto = _rows().get(snapshots.EVENT_SLOT, 0)
+    got = snapshots.read_event_changes(db.session.connection(), after, upto, numbered=True)
+    db.session.commit()
+    return [(seq, list(change)) for seq, change in got]
+
+
+def _state(event) -> list:
+    return [event.campaign_id, event.held_on.isoformat(), event.status.value, sorted(o.id for o in event.organisers)]
+
+
 def test_an_events_date_status_campaign_organisers_industries_or_staff_are_placed(small):
-    """Editing such an event bumps the ``event`` row, the check-in shards of the firms checked in at it (not those
-    only registered) and the people shards of its staff before and after; its title or venue bump nothing, nor does
-    any change of an event not held before or after (planned, cancelled); a new held event bumps the event row and
-    its staff; a column set through a relationship or a deleted event bumps a global slot."""
+    """Editing such an event bumps the ``event`` row and the people shards of its staff before and after, and logs
+    with that row its state before and after and the check-in shards of the firms checked in at it (not those only
+    registered); its title or venue bump nothing, nor does any change of an event not held before or after
+    (planned, cancelled); a new held event bumps the event row and its staff; a column set through a relationship
+    or a deleted event bumps a global slot."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1053,8 +1066,10 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     newcomer = next(u for u in facts["bank_users"][facts["banks"][1].id] if u.id not in staff)
     checked_in = _checked_in_firms(event.id)
     s.commit()
-    registration_slots = {snapshots.SOURCES["registration"] + f // 4 for f in checked_in}
-    assert registration_slots != {snapshots.SOURCES["registration"] + f // 4 for f in firms}  # (some did not come)
+    def registration_slots_of(ids):
+        return {f // 4 for f in ids}
+
+    assert registration_slots_of(checked_in) != registration_slots_of(firms)  # (some did not come)
 
     def bumped(write) -> dict:
         return _bumped_by(write, scope_for(bureau))
@@ -1062,22 +1077,31 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     def people(ids):
         return {snapshots.SOURCES["people"] + u // 2 for u in ids}
 
+    count = _rows().get(snapshots.EVENT_SLOT, 0)
+    before = _state(event)
     got = bumped(lambda: event_services.update_event(
         event, event_data(event, held_on=event.held_on - timedelta(days=1)), bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff)
+    assert set(got) == {snapshots.EVENT_SLOT} | people(staff)
+    after = before[:1] + [(event.held_on).isoformat()] + before[2:]
+    assert after != before
+    assert _event_log(count) == [(count + 1, [event.id, before, after, sorted(registration_slots_of(checked_in))])]
     got = bumped(lambda: event_services.update_event(event, event_data(event, title=event.title + "（改期）",
                                                                           venue="会议中心二楼"), bureau))
     assert got == {}
     got = bumped(lambda: event_services.update_event(event, event_data(event, staff_ids=[*staff, newcomer.id]),
                                                      bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
+    assert set(got) == {snapshots.EVENT_SLOT} | people(staff | {newcomer.id})
+    assert [change[:3] for _seq, change in _event_log(count + 1)] == [[event.id, after, after]]  # (its staff alone)
     other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
     with scoped(scope_for(bureau)):  # (set through a relationship: not placed)
         assert _global(bumped(lambda: setattr(s.get(Event, event.id), "campaign", s.get(Campaign, other.id)))) == 1
     event = s.get(Event, event.id)
+    count, before = _rows().get(snapshots.EVENT_SLOT, 0), _state(event)
     got = bumped(lambda: event_services.update_event(event, event_data(event, status=EventStatus.CANCELLED,
                                                                           industry_codes=["ai"]), bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | registration_slots | people(staff | {newcomer.id})
+    assert set(got) == {snapshots.EVENT_SLOT} | people(staff | {newcomer.id})
+    assert _event_log(count) == [(count + 1, [event.id, before, before[:2] + ["cancelled"] + before[3:],
+                                              sorted(registration_slots_of(checked_in))])]
     event = s.get(Event, event.id)  # cancelled before and after: nothing, whatever changes
     assert bumped(lambda: event_services.update_event(event, event_data(
         event, held_on=event.held_on + timedelta(days=3), staff_ids=[newcomer.id]), bureau)) == {}
@@ -1107,9 +1131,11 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     assert set(bumped(lambda: event_services.check_in(early, bureau))) == {
         snapshots.SOURCES["registration"] + registered[0] // 4}
     planned = s.get(Event, planned.id)
+    count, before = _rows().get(snapshots.EVENT_SLOT, 0), _state(planned)
     got = bumped(lambda: event_services.update_event(planned, event_data(planned, status=EventStatus.HELD), bureau))
-    assert set(got) == ({snapshots.EVENT_SLOT, snapshots.SOURCES["registration"] + registered[0] // 4}
-                        | people(staff))
+    assert set(got) == {snapshots.EVENT_SLOT} | people(staff)
+    assert _event_log(count) == [(count + 1, [planned.id, before, before[:2] + ["held"] + before[3:],
+                                              [registered[0] // 4]])]
 
 
 def test_a_planned_events_staff_changed_after_another_worker_held_it_is_placed(small):
@@ -1218,6 +1244,99 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
         db.session.commit()
         _check(small, filters, scopes)
     assert small.stats["cold"] == cold
+
+
+def test_an_events_change_recomputes_its_firms_check_ins_only_in_the_views_it_moves(small, monkeypatch):
+    """A held event moved within its month and window, restaffed or re-tagged moves no firm's check-in in a view
+    without a bank or branch in it; its organisers changed move those views only; held no more, or moved to another
+    month, it moves them (by month, the latter). Where it moves nothing, no check-in or firms-reached statement runs
+    for its firms' shards; every view equals the reference each time."""
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, _firms = _busy_event()
+    campaign = db.session.get(Campaign, event.campaign_id)
+    shards_of = {f // 4 for f in _checked_in_firms(event.id)}
+    bank = next(b for b in facts["banks"] if b.id in {o.id for o in event.organisers})
+    other_bank = next(b for b in facts["banks"] if b.id != bank.id)
+    day = event.held_on + timedelta(days=1 if event.held_on.day < 20 else -1)  # (the same month)
+    assert campaign.start_on <= day <= campaign.end_on and day.month == event.held_on.month
+    views = {"totals": (MetricFilter(campaign.id), ()), "by industry": (MetricFilter(campaign.id), ("industry",)),
+             "by month": (MetricFilter(campaign.id), ("month",)), "by bank": (MetricFilter(campaign.id), ("bank",)),
+             "bank's": (MetricFilter(campaign.id, bank_id=bank.id), ())}
+    ran: list = []
+    parts = small._parts
+
+    def spy(c, dims, name, shards, by_rows=True):
+        if name in shards_mod.CHECKIN_PARTS:
+            ran.append((name, dims, shards))
+        return parts(c, dims, name, shards, by_rows)
+
+    shards_mod = shards
+    monkeypatch.setattr(small, "_parts", spy)
+
+    def refreshed(changes) -> set:
+        """The views whose check-in parts ``changes`` made stale (each view equal to the reference)."""
+        event_now = db.session.get(Event, event.id)
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event_now, event_data(event_now, **changes), bureau)
+        db.session.commit()
+        moved = set()
+        with scoped(scope_for(bureau)):
+            for name, (f, dims) in views.items():
+                del ran[:]
+                got = compute_metrics(f, dims, backend=small)
+                assert _plain(got) == _plain(compute_metrics(f, dims, backend=REFERENCE)), (changes, name)
+                if ran:
+                    assert all(shards is None or set(shards) >= shards_of for _n, _d, shards in ran), ran
+                    moved.add(name)
+        db.session.commit()
+        return moved
+
+    assert refreshed({}) == set(views)  # (first seen: computed whole)
+    assert refreshed(dict(held_on=day)) == set()
+    assert refreshed(dict(industry_codes=["ai", "biomedicine"], title="改了名字")) == set()
+    assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank", "bank's"}
+    assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month"}
+    assert refreshed(dict(status=EventStatus.CANCELLED)) == set(views)
+    assert refreshed(dict(held_on=day)) == set()  # (cancelled before and after: not even logged)
+    assert refreshed(dict(status=EventStatus.HELD)) == set(views)
+
+
+def test_a_view_kept_since_event_changes_that_are_no_longer_logged_recomputes_every_check_in(small, monkeypatch):
+    """The log keeps the last changes only: a view kept since older ones (or since a change a writer did not log)
+    recomputes the check-ins and firms reached of every shard, and stays exact."""
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, _firms = _busy_event()
+    f = MetricFilter(event.campaign_id)
+    with scoped(scope_for(bureau)):
+        compute_metrics(f, ("month",), backend=small)
+    db.session.commit()
+    for days in (1, 2):
+        event = db.session.get(Event, event.id)
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event, event_data(event, held_on=event.held_on + timedelta(days=days)), bureau)
+        db.session.commit()
+    newest = _rows()[snapshots.EVENT_SLOT]
+    db.session.execute(sa.delete(snapshots.event_change_log).where(snapshots.event_change_log.c.seq == newest - 1))
+    db.session.commit()
+    ran = []
+    parts = small._parts
+    monkeypatch.setattr(small, "_parts", lambda c, dims, name, which, by_rows=True: (
+        ran.append((name, which)), parts(c, dims, name, which, by_rows))[1])
+    with scoped(scope_for(bureau)):
+        got = compute_metrics(f, ("month",), backend=small)
+        assert _plain(got) == _plain(compute_metrics(f, ("month",), backend=REFERENCE))
+    db.session.commit()
+    assert {name for name, which in ran if which is None} >= set(shards.CHECKIN_PARTS), ran
 
 
 def test_a_registration_for_an_event_being_changed_waits_for_that_change(small):

@@ -33,13 +33,21 @@ may enter or leave the filter; the firm's visitors at the time of the write are 
 committed meanwhile by someone else would be missed).
 
 An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the
-check-in shards of the firms checked in at it, the people shards of its staff before and after, and the one row of
-the ``event`` source, after which the events held (computed whole) and the events' organisers kept between views are
-read again; an event not held before nor after the change (planned or cancelled) moves nothing at all. Its
-placement locks the event's row first on PostgreSQL: a registration or staff row inserted for it meanwhile by another
-transaction waits on that lock (its foreign key's check), and so does a check-in (``snapshots.placed_writes`` names
-its event and locks it), so none slips between the rows the change read and its commit. A registration not checked
-in moves no number: registering, inviting or editing a person bumps nothing.
+people shards of its staff before and after and the one row of the ``event`` source, after which the events held
+(computed whole) and the events' organisers kept between views are read again. With that row it logs (table
+``dashboard_event_change``, numbered by the row's count) the event's state before and after (campaign, date, status,
+organisers) and the check-in shards of the firms checked in at it. A kept view reads the changes logged since its
+count and recomputes those shards' check-ins and firms reached only when a change moves the event's part of it
+(:func:`_event_moves`): held or not, in its campaign and window or not, by month its month, with a bank or branch in
+the view its organisers. A date moved within its month and the window, or new industries or staff, recompute no
+firm's shard in any view; marked planned, its firms' shards in every view. A view kept since changes no longer
+logged (the last thousand are kept) recomputes the check-ins and reach of every shard. An event not held before
+nor after the change (planned or cancelled) moves nothing at all. Its placement locks the event's row first on
+PostgreSQL and reads its state and its checked-in firms under that lock: a registration or staff row inserted for
+it meanwhile by another transaction waits on that lock (its foreign key's check), and so does a check-in
+(``snapshots.placed_writes`` names its event and locks it), so none slips between the rows the change read and its
+commit, and another change of the same event commits before or after it, each logging the state the other left.
+A registration not checked in moves no number: registering, inviting or editing a person bumps nothing.
 
 An organisation renamed (its name, short name or code, through the ORM) bumps the one row of the ``names`` source:
 the labels kept between views are read again, and no part is recomputed.
@@ -54,6 +62,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from datetime import date
 from typing import Any, Optional
 
 import sqlalchemy as sa
@@ -63,6 +72,7 @@ from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import FastSqlBackend, forget_view_rows, per_transaction
 from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _key, shard_ranges
+from crm.events.models import EventStatus
 from crm.extensions import db
 
 __all__ = ["ShardedBackend", "PARTS"]
@@ -91,9 +101,12 @@ FIRM_ATTRIBUTES = "firm"
 #: ``event`` source
 WHOLE_FAMILIES = ("events",)
 #: the source of events' dates, statuses, campaigns, organisers, industries and staff (one row: ``EVENT_SLOT``): the
-#: families computed whole and the events' organisers kept between views read them; the firms registered for the
-#: event and its staff have their own shards bumped by the same write
+#: families computed whole and the events' organisers kept between views read them; its staff have their own shards
+#: bumped by the same write, and the check-in shards of its firms are logged with it (:data:`CHECKIN_PARTS`)
 EVENTS = "event"
+#: the parts that count check-ins: a held event's change (logged with the ``event`` row, ``snapshots._bump``) makes
+#: the check-in shards of its firms stale for them, in the views it moves (:func:`_event_moves`)
+CHECKIN_PARTS = ("checkins", "reached")
 #: the source of organisations' names, short names and codes (one row: ``snapshots.NAMES_SLOT``): only the labels and
 #: codes kept with the other facts (:meth:`ShardedBackend.known`) read them; no part does
 NAMES = "names"
@@ -336,6 +349,19 @@ class ShardedBackend(FastSqlBackend):
                     wholes[dim].setdefault(None if dim is None else _key(keys[0]), {}).update(values)
         return wholes
 
+    @staticmethod
+    def _event_changes(after: int, upto: int):
+        """A function of ``then``: the held events' changes logged with the ``event`` row's counts ``then < seq <=
+        upto`` (``snapshots.read_event_changes``, read once here for every ``then >= after``); None when some are
+        not logged."""
+        if upto <= after:
+            return lambda then: []
+        rows = snapshots.read_event_changes(db.session.connection(), after, upto, numbered=True)
+        if rows is None:  # (some older than the oldest view's are gone: each view finds out whether it needs them)
+            return lambda then: (snapshots.read_event_changes(db.session.connection(), then, upto)
+                                 if then > after else None)
+        return lambda then: [change for seq, change in rows if seq > then]
+
     def _refresh(self, entries: dict, c, current) -> set:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
         computed; the dims refreshed (none: nothing was written since).
@@ -344,6 +370,9 @@ class ShardedBackend(FastSqlBackend):
         recomputed for every breakdown at once, from one set of statements."""
         stale: dict = {}  # dim -> {part: stale shards, None for all}
         events_moved = []
+        now_events = current[EVENTS].get(0, 0)
+        changes = self._event_changes(min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=0),
+                                      now_events)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
@@ -356,6 +385,12 @@ class ShardedBackend(FastSqlBackend):
                               for name, part in PARTS.items() if self._wanted(name, dim)}
                 if written[FIRM_ATTRIBUTES] and "staff" in stale[dim] and _firm_conds(c):
                     stale[dim]["staff"] = None  # every user shard: recomputed in one grouped pass
+            if written[EVENTS]:
+                since = changes(entry.versions[EVENTS].get(0, 0))
+                moved = None if since is None else _event_moves(c, dim, since)
+                for name in CHECKIN_PARTS:
+                    if name in stale[dim] and stale[dim][name] is not None:
+                        stale[dim][name] = None if moved is None else stale[dim][name] | moved
         for name in PARTS:
             jobs = {dim: parts[name] for dim, parts in stale.items() if name in parts and parts[name] != set()}
             several = {dim: shards for dim, shards in jobs.items() if shards is not None and len(shards) <= MAX_STALE}
@@ -381,3 +416,33 @@ class ShardedBackend(FastSqlBackend):
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale)
+
+
+def _event_moves(c, dim, changes: list) -> set:
+    """The firm shards whose check-ins and firms reached these events' changes may move in the view ``c`` by
+    ``dim``: those of the changes that move the event's part in it.
+
+    A check-in counts (``metrics._event_conds``) when its event is held, of the view's campaign, on a day of its
+    window and, with a bank or branch filter, organised by them; it is grouped by the event's month (by month) or
+    its organisers (by bank, by branch). Its firm's industry, district and street are the firm's own. So an event
+    moves nothing in a view where it counts nowhere before and after, or in the same group with the same
+    organisers (a date moved within the month and the window, its industries or staff changed): there its firms'
+    attendances and reach are what they were. Any change in the range counts: a kept part may have been computed
+    with any of the states in between (it is never older than its versions, and may be newer).
+    """
+    by_organisers = c.bank_id is not None or c.branch_id is not None or dim in ("bank", "branch")
+
+    def key(state):
+        if c.empty or state is None:
+            return None
+        campaign_id, held_on, status, organisers = state
+        day = date.fromisoformat(held_on)
+        if status != EventStatus.HELD.value or campaign_id != c.campaign_id or not c.start <= day <= c.end:
+            return None
+        return held_on[:7] if dim == "month" else None, tuple(organisers) if by_organisers else None
+
+    moved: set = set()
+    for _event_id, before, after, firm_shards in changes:
+        if key(before) != key(after):
+            moved.update(firm_shards)
+    return moved

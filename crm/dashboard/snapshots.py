@@ -121,14 +121,29 @@ snapshot_store = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
 )
 
+#: the changes of held events (see "Writes the flush can place"): one row per commit that bumped ``EVENT_SLOT``,
+#: numbered by that row's count after the bump, so a reader that kept a view at count ``a`` and sees count ``b``
+#: finds every change in between as the rows ``a < seq <= b`` (fewer: some are gone, it treats every shard as
+#: written). Its payload: [[event id, state before, state after, the check-in shards of its firms], ...], a state
+#: being [campaign id, held on (ISO), status, [organiser ids]] (null: the event did not exist)
+EVENT_LOG_TABLE = "dashboard_event_change"
+event_change_log = sa.Table(
+    EVENT_LOG_TABLE, Base.metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("payload", sa.Text, nullable=False),
+)
+#: the writer that logs change ``seq`` drops the rows up to ``seq - EVENT_LOG_KEPT`` (a view kept since then is
+#: computed again for every shard of its check-ins and firms reached)
+EVENT_LOG_KEPT = 1000
+
 #: tables no kept number or fact reads: writes to them never invalidate (every other table does). Besides the
 #: bookkeeping: the targets (the page reads them for each request, beside the kept numbers), a pledge's patent and
 #: its valuations and securitisation pools (registered with a pledge, whose own row is placed), and code lists no
 #: number is grouped by. ``tests/test_dashboard_snapshots.py`` fails when a kept number or fact reads one of them.
 IGNORED_TABLES = frozenset({
-    VERSION_TABLE, STORE_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact", "export_column_set",
-    "firm_account", "stage_change", "target", "ip_asset", "valuation", "securitisation_pool", "decline_reason",
-    "visit_mode", "willingness_level",
+    VERSION_TABLE, STORE_TABLE, EVENT_LOG_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact",
+    "export_column_set", "firm_account", "stage_change", "target", "ip_asset", "valuation", "securitisation_pool",
+    "decline_reason", "visit_mode", "willingness_level",
 })
 #: the columns of a visit the numbers read; of those, the ones that decide which firm was visited (reached), when,
 #: by whom (staff) and for which bank: every column but the need (firms with a need)
@@ -152,6 +167,7 @@ INSERT_IGNORED = frozenset({"firm"})
 
 _DIRTY = "crm_dashboard_dirty"  #: in Connection.info (the pooled DBAPI connection's): this transaction wrote
 _SHARDS = "crm_dashboard_shards"  #: in Connection.info: shard slots written by flushes (when not _DIRTY)
+_EVENT_LOG = "crm_dashboard_event_log"  #: in Connection.info: the held events' changes of those flushes (``_bump``)
 _HAS_TABLE = "crm_dashboard_version_table"  #: in Connection.info: the schema generation it was found in
 _schema_generation = 0  #: bumped by any DDL this process runs, so "the table exists" is checked again
 
@@ -266,20 +282,54 @@ def _has_table(dbapi_connection, dialect_name: str, info: dict, table: str = "")
     return found
 
 
-def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int] = ()) -> None:
+def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int] = (),
+          events: Optional[dict] = None) -> None:
     """Add one to a random global slot, or to each of the shard slots ``shards``, through the raw DBAPI connection
     (inside its open transaction). Shard rows are taken in order, so two writers never wait for each other in a
-    cycle."""
+    cycle. With ``EVENT_SLOT`` among them, the held events' changes ``events`` ({event id: [state before, state
+    after, check-in shards]}) are logged under its new count (:data:`event_change_log`); without that table (a
+    database before 0015) their shards' check-in rows are bumped instead."""
     if not _has_table(dbapi_connection, dialect_name, info):
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
     slots = sorted(shards) or [random.randrange(SLOTS)]
+    logged = EVENT_SLOT in slots and _has_table(dbapi_connection, dialect_name, info, EVENT_LOG_TABLE)
+    if EVENT_SLOT in slots and not logged:
+        slots = sorted(set(slots) | {SOURCES["registration"] + shard
+                                     for _old, _new, shards_of in (events or {}).values() for shard in shards_of})
     values = ", ".join(f"({int(slot):d}, 1)" for slot in slots)
     cur = dbapi_connection.cursor()
     try:
         cur.execute(f"INSERT INTO {VERSION_TABLE} (slot, n) VALUES {values} "
                     f"ON CONFLICT (slot) DO UPDATE SET n = {VERSION_TABLE}.n + 1")
+        if logged:  # (the event row is locked by this transaction from here to its commit: the counts are its own)
+            cur.execute(f"SELECT n FROM {VERSION_TABLE} WHERE slot = {EVENT_SLOT:d}")
+            seq = int(cur.fetchone()[0])
+            payload = json.dumps([[event_id, old, new, sorted(shards_of)]
+                                  for event_id, (old, new, shards_of) in sorted((events or {}).items())],
+                                 separators=(",", ":"))
+            mark = "?" if dialect_name == "sqlite" else "%s"
+            cur.execute(f"INSERT INTO {EVENT_LOG_TABLE} (seq, payload) VALUES ({seq:d}, {mark})", (payload,))
+            if seq % 100 == 0:
+                cur.execute(f"DELETE FROM {EVENT_LOG_TABLE} WHERE seq <= {seq - EVENT_LOG_KEPT:d}")
     finally:
         cur.close()
+
+
+def read_event_changes(conn: sa.Connection, after: int, upto: int, *, numbered: bool = False) -> Optional[list]:
+    """The held events' changes committed with the event row's counts ``after < seq <= upto``, oldest first, each
+    (event id, state before, state after, check-in shards), or (``numbered``) (seq, that change); None when one of
+    them is not logged (dropped, a database before 0015, a writer that did not log)."""
+    if upto <= after:
+        return []
+    if not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info, EVENT_LOG_TABLE):
+        return None
+    t = event_change_log
+    rows = conn.execute(sa.select(t.c.seq, t.c.payload).where(t.c.seq > after, t.c.seq <= upto)
+                        .order_by(t.c.seq)).all()
+    if len(rows) != upto - after:
+        return None
+    return [(seq, tuple(change)) if numbered else tuple(change)
+            for seq, payload in rows for change in json.loads(payload)]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -293,8 +343,8 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
 # The ORM flush knows which firms and users its rows belong to (before and after the change). Right before a
 # flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application``,
 # ``pledge``, ``firm`` (its industry, district or street) and ``event`` with its organisers, industries and staff
-# (the firms registered for it, its staff and the one ``event`` row: ``_place_event``) are placed in shards; a
-# statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush
+# (its staff and the one ``event`` row, the change logged with the firms checked in at it: ``_place_event``) are
+# placed in shards; a statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush
 # cannot place (a value not loaded, a row without its firm) and every statement outside a flush (bulk statements,
 # importers, ``text()``) bumps a global slot as before, which every view reads.
 
@@ -304,6 +354,7 @@ class _Placed:
     session: Any  #: a weak reference to the flushing Session (None: a service's declaration, ``placed_writes``)
     slots: Optional[frozenset]  #: the shard slots its rows live in; None when one of them cannot be placed
     tables: frozenset  #: the tables of the rows it placed
+    events: Optional[dict] = None  #: with ``EVENT_SLOT`` among the slots: its events' changes (``_event_change``)
 
 
 _FLUSH: contextvars.ContextVar[Optional[_Placed]] = contextvars.ContextVar("crm_dashboard_flush", default=None)
@@ -362,7 +413,7 @@ class _Lookups:
 
     def __init__(self, session, objs):
         from crm.credit.models import CreditApplication
-        from crm.events.models import Event, EventStatus, Registration, event_staff
+        from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
         from crm.visits.models import visit_companion
 
         visit_ids, app_ids, event_ids, unheld, held_registrations = [], set(), [], [], []
@@ -386,6 +437,10 @@ class _Lookups:
         #: of those events not held as this session loaded them, the ones held as committed (read under the lock)
         self.events_held: set = set()
         self.events_locked = False
+        #: {event id: [campaign id, held on (ISO), status, sorted organiser ids]} as committed, read under the lock
+        self.event_states: dict[int, list] = {}
+        #: what ``_place_event`` found: {event id: [state before, state after, check-in shards]} (see ``_bump``)
+        self.event_changes: dict[int, list] = {}
         with session.no_autoflush:
             if held_registrations:  # (a check-in, or one given to another firm: see ``_lock_events``)
                 _lock_events(session, _events_of(session, held_registrations), share=True)
@@ -407,6 +462,15 @@ class _Lookups:
                 for event_id, user_id in session.execute(sa.select(event_staff.c.event_id, event_staff.c.user_id)
                                                          .where(event_staff.c.event_id.in_(ids))):
                     self.event_staff[event_id].add(user_id)
+                for event_id, campaign_id, held_on, status in session.execute(
+                        sa.select(Event.id, Event.campaign_id, Event.held_on, Event.status)
+                        .where(Event.id.in_(ids)).execution_options(skip_tenant_scope=True)):
+                    self.event_states[event_id] = [campaign_id, held_on.isoformat(), EventStatus(status).value, []]
+                for event_id, org_id in session.execute(
+                        sa.select(event_organiser.c.event_id, event_organiser.c.org_id)
+                        .where(event_organiser.c.event_id.in_(ids)).order_by(event_organiser.c.org_id)):
+                    if event_id in self.event_states:  # (an event deleted meanwhile: its flush fails)
+                        self.event_states[event_id][3].append(org_id)
             if visit_ids:
                 for visit_id, user_id in session.execute(
                         sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)
@@ -672,11 +736,12 @@ def _never_held(event) -> bool:
 
 def _place_event(event, known: _Lookups) -> Optional[set]:
     """An event whose date, status, campaign, organisers, industries or staff the flush changes, or a new event: the
-    ``event`` row (events held, the organisers kept between views), the check-in shards of every firm checked in at
-    it (a firm only registered counts in no kept number: an event still planned bumps no firm's shard), and the
-    people shards of its staff before and after. Its other columns move nothing
-    (``COLUMN_SENSITIVE``), nor does any change of an event not held before or after the flush (``_never_held``:
-    organisers edit planned events); a deleted event is not placed."""
+    ``event`` row (events held, the organisers kept between views) and the people shards of its staff before and
+    after; for a stored event, its change is logged with that row (``known.event_changes``, see ``_bump``): its
+    state before and after and the check-in shards of every firm checked in at it (a firm only registered counts in
+    no kept number), which a kept view recomputes only when the change moves it (``shards._event_moves``). Its other
+    columns move nothing (``COLUMN_SENSITIVE``), nor does any change of an event not held before or after the flush
+    (``_never_held``: organisers edit planned events); a deleted event is not placed."""
     state = sa.inspect(event)
     if state.session is not None and event in state.session.deleted:
         return None
@@ -696,11 +761,36 @@ def _place_event(event, known: _Lookups) -> Optional[set]:
         if members is None:
             return None
         staff |= members
-    firms = known.event_firms.get(state.identity[0], set()) if state.key is not None else set()
-    firm_slots, people_slots = _firm_slots(firms, "registration"), _user_slots(staff)
-    if firm_slots is None or people_slots is None:
+    people_slots = _user_slots(staff)
+    if people_slots is None:
         return None
-    return {EVENT_SLOT} | firm_slots | people_slots
+    if state.key is not None:  # (a new event has no check-in but those its flush places: nothing to log)
+        change = _event_change(state, known)
+        if change is None:
+            return None
+        known.event_changes[state.identity[0]] = change
+    return {EVENT_SLOT} | people_slots
+
+
+def _event_change(state, known: _Lookups) -> Optional[list]:
+    """[state before, state after, check-in shards] of a stored event this flush changes: before as committed (read
+    under its lock: another transaction may have changed it since this session loaded it), after as this flush
+    leaves it (the columns and organisers it writes, over the committed ones); None when that is not known here."""
+    before = known.event_states.get(state.identity[0])
+    firms = _firm_slots(known.event_firms.get(state.identity[0], set()), "registration")
+    if before is None or firms is None:
+        return None
+    after = list(before)
+    for i, key in enumerate(("campaign_id", "held_on", "status")):
+        if state.attrs[key].history.has_changes():
+            value = state.dict[key]
+            after[i] = value.isoformat() if key == "held_on" else getattr(value, "value", value)
+    if "organisers" in state.dict:
+        history = state.attrs.organisers.history
+        if any(org.id is None for org in history.added):
+            return None
+        after[3] = sorted((set(before[3]) - {org.id for org in history.deleted}) | {org.id for org in history.added})
+    return [before, after, {slot - SOURCES["registration"] for slot in firms}]
 
 
 #: table -> (the tables its rows' flush writes, the function placing a row in shard slots)
@@ -745,7 +835,7 @@ def _place_flush(session) -> _Placed:
             return _Placed(weakref.ref(session), None, frozenset())
         slots |= got
         tables |= placer[0]
-    return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables))
+    return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables), known.event_changes)
 
 
 def _before_flush(session, flush_context, instances) -> None:
@@ -757,18 +847,18 @@ def _after_flush(session, *args) -> None:
     _FLUSH.set(None)
 
 
-def _placed(tables: Optional[frozenset]) -> Optional[frozenset]:
-    """The shard slots of a statement writing ``tables``: the flush's in progress, else a service's declaration
-    (``placed_writes``); None when not placed."""
+def _placed(tables: Optional[frozenset]) -> Optional[_Placed]:
+    """The placement of a statement writing ``tables``: the flush's in progress, else a service's declaration
+    (``placed_writes``); None when not placed (its ``slots`` empty: it moves none)."""
     if tables is None:
         return None
     flush = _FLUSH.get()
     session = flush.session() if flush is not None else None
     if session is not None and getattr(session, "_flushing", False):  # (not a flush that raised early)
-        return flush.slots if flush.slots is not None and tables <= flush.tables else None  # (empty: moves none)
+        return flush if flush.slots is not None and tables <= flush.tables else None
     declared = _DECLARED.get()
     if declared is not None and declared.slots and tables <= declared.tables:
-        return declared.slots
+        return declared
     return None
 
 
@@ -811,34 +901,47 @@ def _after_cursor_execute(conn, cursor, statement, parameters, context, executem
     if kind == DDL:
         global _schema_generation
         _schema_generation += 1
-    slots = _placed(tables) if kind == WRITE else None
+    placed = _placed(tables) if kind == WRITE else None
+    slots = None if placed is None else placed.slots
+    events = placed.events if slots is not None and EVENT_SLOT in slots else None
     if conn._is_autocommit_isolation():  # the statement is committed already: bump on its own
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, slots or ())
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, slots or (), events)
         return
     if slots is None:
         conn.info[_DIRTY] = True
         conn.info.pop(_SHARDS, None)
+        conn.info.pop(_EVENT_LOG, None)
     elif not conn.info.get(_DIRTY):
         conn.info.setdefault(_SHARDS, set()).update(slots)
+        logged = conn.info.setdefault(_EVENT_LOG, {})
+        for event_id, (before, after, firm_shards) in (events or {}).items():
+            if event_id in logged:  # (a later flush of the transaction: its state before is this one's after)
+                logged[event_id] = [logged[event_id][0], after, logged[event_id][2] | firm_shards]
+            else:
+                logged[event_id] = [before, after, set(firm_shards)]
 
 
 def _on_commit(conn) -> None:
     dirty, shards = conn.info.pop(_DIRTY, False), conn.info.pop(_SHARDS, None)
+    events = conn.info.pop(_EVENT_LOG, None)
     if dirty or shards:
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards)
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards, events)
+
+
+def _forget(info: dict) -> None:
+    for key in (_DIRTY, _SHARDS, _EVENT_LOG):
+        info.pop(key, None)
 
 
 def _on_rollback(conn) -> None:
-    conn.info.pop(_DIRTY, None)
-    conn.info.pop(_SHARDS, None)
+    _forget(conn.info)
     _FLUSH.set(None)
 
 
 def _on_pool_reset(dbapi_connection, connection_record, reset_state) -> None:
     info = getattr(connection_record, "info", None)
     if info is not None:
-        info.pop(_DIRTY, None)
-        info.pop(_SHARDS, None)
+        _forget(info)
 
 
 def _listen() -> None:
