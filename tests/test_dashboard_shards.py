@@ -1045,15 +1045,16 @@ def _event_log(after: int) -> list:
 
 
 def _state(event) -> list:
-    return [event.campaign_id, event.held_on.isoformat(), event.status.value, sorted(o.id for o in event.organisers)]
+    return [event.campaign_id, event.held_on.isoformat(), event.status.value, sorted(o.id for o in event.organisers),
+            sorted(i.code for i in event.industries), sorted(u.id for u in event.staff)]
 
 
 def test_an_events_date_status_campaign_organisers_industries_or_staff_are_placed(small):
-    """Editing such an event bumps the ``event`` row and the people shards of its staff before and after, and logs
-    with that row its state before and after and the check-in shards of the firms checked in at it (not those only
-    registered); its title or venue bump nothing, nor does any change of an event not held before or after
-    (planned, cancelled); a new held event bumps the event row and its staff; a column set through a relationship
-    or a deleted event bumps a global slot."""
+    """Editing such an event bumps the ``event`` row only, and logs with that row its state before and after
+    (campaign, date, status, organisers, industries, staff) and the check-in shards of the firms checked in at it
+    (not those only registered); its title or venue bump nothing, nor does any change of an event not held before
+    or after (planned, cancelled); a new held event bumps the event row and its staff, and logs that it is new; a
+    column set through a relationship or a deleted event bumps a global slot."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1081,7 +1082,7 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     before = _state(event)
     got = bumped(lambda: event_services.update_event(
         event, event_data(event, held_on=event.held_on - timedelta(days=1)), bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | people(staff)
+    assert set(got) == {snapshots.EVENT_SLOT}
     after = before[:1] + [(event.held_on).isoformat()] + before[2:]
     assert after != before
     assert _event_log(count) == [(count + 1, [event.id, before, after, sorted(registration_slots_of(checked_in))])]
@@ -1090,8 +1091,9 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     assert got == {}
     got = bumped(lambda: event_services.update_event(event, event_data(event, staff_ids=[*staff, newcomer.id]),
                                                      bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | people(staff | {newcomer.id})
-    assert [change[:3] for _seq, change in _event_log(count + 1)] == [[event.id, after, after]]  # (its staff alone)
+    assert set(got) == {snapshots.EVENT_SLOT}
+    restaffed = after[:5] + [sorted(staff | {newcomer.id})]
+    assert [change[:3] for _seq, change in _event_log(count + 1)] == [[event.id, after, restaffed]]
     other = next(c for c in facts["campaigns"] if c.id != event.campaign_id)
     with scoped(scope_for(bureau)):  # (set through a relationship: not placed)
         assert _global(bumped(lambda: setattr(s.get(Event, event.id), "campaign", s.get(Campaign, other.id)))) == 1
@@ -1099,8 +1101,9 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     count, before = _rows().get(snapshots.EVENT_SLOT, 0), _state(event)
     got = bumped(lambda: event_services.update_event(event, event_data(event, status=EventStatus.CANCELLED,
                                                                           industry_codes=["ai"]), bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | people(staff | {newcomer.id})
-    assert _event_log(count) == [(count + 1, [event.id, before, before[:2] + ["cancelled"] + before[3:],
+    assert set(got) == {snapshots.EVENT_SLOT}
+    assert _event_log(count) == [(count + 1, [event.id, before, before[:2] + ["cancelled"] + before[3:4] + [["ai"]]
+                                              + before[5:],
                                               sorted(registration_slots_of(checked_in))])]
     event = s.get(Event, event.id)  # cancelled before and after: nothing, whatever changes
     assert bumped(lambda: event_services.update_event(event, event_data(
@@ -1110,6 +1113,7 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     got = bumped(lambda: holder.setdefault("new", event_services.create_event(event_data(
         event, code="", title="新活动", status=EventStatus.HELD, staff_ids=[newcomer.id]), bureau)))
     assert set(got) == {snapshots.EVENT_SLOT} | people({newcomer.id})
+    assert [change for _seq, change in _event_log(_rows()[snapshots.EVENT_SLOT] - 1)] == [[None, None, None, []]]
     assert _global(bumped(lambda: s.delete(s.get(Event, holder["new"].id)))) == 1
 
     # an event still planned: created, people registered, moved, restaffed, one checked in early: no number moves
@@ -1133,7 +1137,7 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
     planned = s.get(Event, planned.id)
     count, before = _rows().get(snapshots.EVENT_SLOT, 0), _state(planned)
     got = bumped(lambda: event_services.update_event(planned, event_data(planned, status=EventStatus.HELD), bureau))
-    assert set(got) == {snapshots.EVENT_SLOT} | people(staff)
+    assert set(got) == {snapshots.EVENT_SLOT}
     assert _event_log(count) == [(count + 1, [planned.id, before, before[:2] + ["held"] + before[3:],
                                               [registered[0] // 4]])]
 
@@ -1141,8 +1145,8 @@ def test_an_events_date_status_campaign_organisers_industries_or_staff_are_place
 def test_a_planned_events_staff_changed_after_another_worker_held_it_is_placed(small):
     """A change of a planned event's staff alone updates no ``event`` row, so no version check notices that another
     worker held the event meanwhile: the placement reads the committed status under the event's lock, and places
-    the change as a held event's (found by review: the status this session loaded said planned, and nothing was
-    bumped)."""
+    (logs) the change as a held event's (found by review: the status this session loaded said planned, and nothing
+    was bumped)."""
     from sqlalchemy.orm import Session
 
     from crm.events import services as event_services
@@ -1170,7 +1174,10 @@ def test_a_planned_events_staff_changed_after_another_worker_held_it_is_placed(s
     planned.staff.append(s.get(User, newcomer.id))  # (as this session loaded it: planned)
     s.commit()
     got = set(_bumped(before, _rows()))
-    assert got >= {snapshots.EVENT_SLOT, snapshots.SOURCES["people"] + newcomer.id // 2}, got
+    assert got == {snapshots.EVENT_SLOT}, got
+    [(_seq, (event_id, was, now, _shards))] = _event_log(before[snapshots.EVENT_SLOT])
+    assert event_id == planned.id and was[2] == now[2] == "held"  # (as committed, not as this session loaded it)
+    assert now[5] == sorted({*staff, newcomer.id}) and was[5] == sorted(staff)
 
 
 def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
@@ -1246,11 +1253,12 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
     assert small.stats["cold"] == cold
 
 
-def test_an_events_change_recomputes_its_firms_check_ins_only_in_the_views_it_moves(small, monkeypatch):
-    """A held event moved within its month and window, restaffed or re-tagged moves no firm's check-in in a view
-    without a bank or branch in it; its organisers changed move those views only; held no more, or moved to another
-    month, it moves them (by month, the latter). Where it moves nothing, no check-in or firms-reached statement runs
-    for its firms' shards; every view equals the reference each time."""
+def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monkeypatch):
+    """A held event moved within its month and window, or renamed, moves nothing in any view; re-tagged, its events
+    held by industry; its organisers changed, the views with a bank in them (check-ins, staff, events held); moved
+    to another month, the views by month; held no more or again, every view; restaffed, the staff of the people who
+    joined. Where a part moves nothing, none of its statements runs; where it moves, only for the event's firms'
+    and people's shards; every view equals the reference each time."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1259,51 +1267,71 @@ def test_an_events_change_recomputes_its_firms_check_ins_only_in_the_views_it_mo
     bureau = facts["bureau"]
     event, _firms = _busy_event()
     campaign = db.session.get(Campaign, event.campaign_id)
-    shards_of = {f // 4 for f in _checked_in_firms(event.id)}
+    firm_shards = {f // 4 for f in _checked_in_firms(event.id)}
+    staff = {u.id for u in event.staff}
+    tags = sorted(i.code for i in event.industries)
+    newcomer = next(u for u in facts["bank_users"][facts["banks"][1].id] if u.id not in staff)
     bank = next(b for b in facts["banks"] if b.id in {o.id for o in event.organisers})
     other_bank = next(b for b in facts["banks"] if b.id != bank.id)
     day = event.held_on + timedelta(days=1 if event.held_on.day < 20 else -1)  # (the same month)
     assert campaign.start_on <= day <= campaign.end_on and day.month == event.held_on.month
+    assert staff and firm_shards
     views = {"totals": (MetricFilter(campaign.id), ()), "by industry": (MetricFilter(campaign.id), ("industry",)),
              "by month": (MetricFilter(campaign.id), ("month",)), "by bank": (MetricFilter(campaign.id), ("bank",)),
              "bank's": (MetricFilter(campaign.id, bank_id=bank.id), ())}
     ran: list = []
-    parts = small._parts
+    parts, whole = small._parts, small._whole
 
-    def spy(c, dims, name, shards, by_rows=True):
-        if name in shards_mod.CHECKIN_PARTS:
-            ran.append((name, dims, shards))
+    def spy_parts(c, dims, name, shards, by_rows=True):
+        ran.append((name, shards))
         return parts(c, dims, name, shards, by_rows)
 
-    shards_mod = shards
-    monkeypatch.setattr(small, "_parts", spy)
+    def spy_whole(c, dims):
+        if dims:  # (a view whose every breakdown is kept asks for none)
+            ran.append(("events", None))
+        return whole(c, dims)
 
-    def refreshed(changes) -> set:
-        """The views whose check-in parts ``changes`` made stale (each view equal to the reference)."""
+    monkeypatch.setattr(small, "_parts", spy_parts)
+    monkeypatch.setattr(small, "_whole", spy_whole)
+    people = staff
+
+    def refreshed(changes) -> dict:
+        """{view: the parts ``changes`` made it recompute} (each view equal to the reference)."""
         event_now = db.session.get(Event, event.id)
         with scoped(scope_for(bureau)):
             event_services.update_event(event_now, event_data(event_now, **changes), bureau)
         db.session.commit()
-        moved = set()
+        moved = {}
         with scoped(scope_for(bureau)):
             for name, (f, dims) in views.items():
                 del ran[:]
                 got = compute_metrics(f, dims, backend=small)
                 assert _plain(got) == _plain(compute_metrics(f, dims, backend=REFERENCE)), (changes, name)
+                for part, some in ran:
+                    if some is not None:  # (some shards: the event's firms' or people's, no other)
+                        assert set(some) == (firm_shards if part in shards.CHECKIN_PARTS
+                                             else {u // 2 for u in people}), (changes, name, part)
                 if ran:
-                    assert all(shards is None or set(shards) >= shards_of for _n, _d, shards in ran), ran
-                    moved.add(name)
+                    moved[name] = {part for part, _shards in ran}
         db.session.commit()
         return moved
 
-    assert refreshed({}) == set(views)  # (first seen: computed whole)
-    assert refreshed(dict(held_on=day)) == set()
-    assert refreshed(dict(industry_codes=["ai", "biomedicine"], title="改了名字")) == set()
-    assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank", "bank's"}
-    assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month"}
-    assert refreshed(dict(status=EventStatus.CANCELLED)) == set(views)
-    assert refreshed(dict(held_on=day)) == set()  # (cancelled before and after: not even logged)
-    assert refreshed(dict(status=EventStatus.HELD)) == set(views)
+    first = refreshed({})  # (first seen: computed whole)
+    assert set(first) == set(views) and first["by bank"] >= {"checkins", "reached", "staff", "events"}
+    assert refreshed(dict(held_on=day)) == {}
+    assert refreshed(dict(title="改了名字")) == {}
+    retagged = ["biomedicine"] if tags != ["biomedicine"] else ["ai"]
+    assert refreshed(dict(industry_codes=retagged)) == {"by industry": {"events"}}
+    both = {"checkins", "reached", "staff", "events"}
+    assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank": both, "bank's": both}
+    assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month": both}
+    every = {name: both - ({"staff"} if name == "by industry" else set()) for name in views}  # (no staff by industry)
+    assert refreshed(dict(status=EventStatus.CANCELLED)) == every
+    assert refreshed(dict(held_on=day)) == {}  # (cancelled before and after: not even logged)
+    assert refreshed(dict(status=EventStatus.HELD)) == every
+    people = {newcomer.id}
+    assert refreshed(dict(staff_ids=[*staff, newcomer.id])) == {name: {"staff"} for name in views
+                                                                if name != "by industry"}
 
 
 def test_a_view_kept_since_event_changes_that_are_no_longer_logged_recomputes_every_check_in(small, monkeypatch):

@@ -110,6 +110,10 @@ CHECKIN_PARTS = ("checkins", "reached")
 #: the source of organisations' names, short names and codes (one row: ``snapshots.NAMES_SLOT``): only the labels and
 #: codes kept with the other facts (:meth:`ShardedBackend.known`) read them; no part does
 NAMES = "names"
+#: the sources besides the global count whose writes the facts kept between views (:meth:`ShardedBackend.known`)
+#: read: the events' organisers are placed with the event source, the organisations' names and codes (the breakdowns'
+#: labels, the filter bar's banks) with the names source; any other fact (the bank users) only with the global count
+KNOWN_SOURCES = {"organisers": (EVENTS,), "names": (NAMES,), "filter_bar": (NAMES,)}
 #: more stale shards than this for a part: they are recomputed by grouped statements (one per breakdown, the stale
 #: shards' id ranges as conditions) instead of reading their rows (``FastSqlBackend.family_rows``)
 MAX_STALE = 24
@@ -302,20 +306,22 @@ class ShardedBackend(FastSqlBackend):
 
     def known(self, name: str) -> dict:
         """Facts read from tables every write to which bumps the global count (a user's bank, a new user:
-        ``snapshots.COLUMN_SENSITIVE``, not placed), the ``event`` source (an event's organisers) or the ``names``
-        source (an organisation renamed), kept while the count and those sources this transaction read hold: a fact
-        read under older ones is never used under newer."""
+        ``snapshots.COLUMN_SENSITIVE``, not placed) or one of the sources :data:`KNOWN_SOURCES` names for them (an
+        event's organisers, an organisation renamed), kept while the count and those sources this transaction read
+        hold: a fact read under older ones is never used under newer."""
         session = db.session()
         versions = None if snapshots.transaction_has_written(session) else self._versions(session)
         if versions is None:  # (its own uncommitted writes may have changed them)
             return {}
         key = (session.get_bind().url.render_as_string(hide_password=True), versions[0],
-               versions[1][EVENTS].get(0, 0),  # (an event's organisers are placed: kept with the event source,
-               versions[1][NAMES].get(0, 0))  # and an organisation's name with the names source)
+               *(versions[1][source].get(0, 0) for source in KNOWN_SOURCES.get(name, ())))
         with self._known_lock:
-            if self._known[0] != key:
-                self._known = (key, {})
-            return self._known[1].setdefault(name, {})
+            if self._known[0] != key[:2]:  # (a global write: every fact is read again)
+                self._known = (key[:2], {})
+            kept = self._known[1].get(name)
+            if kept is None or kept[0] != key:
+                kept = self._known[1][name] = (key, {})
+            return kept[1]
 
     @staticmethod
     def _wanted(name: str, dim) -> bool:
@@ -354,13 +360,12 @@ class ShardedBackend(FastSqlBackend):
         """A function of ``then``: the held events' changes logged with the ``event`` row's counts ``then < seq <=
         upto`` (``snapshots.read_event_changes``, read once here for every ``then >= after``); None when some are
         not logged."""
-        if upto <= after:
-            return lambda then: []
         rows = snapshots.read_event_changes(db.session.connection(), after, upto, numbered=True)
         if rows is None:  # (some older than the oldest view's are gone: each view finds out whether it needs them)
             return lambda then: (snapshots.read_event_changes(db.session.connection(), then, upto)
-                                 if then > after else None)
-        return lambda then: [change for seq, change in rows if seq > then]
+                                 if after < then <= upto else None)
+        # (a count above the database's: not this database's changes, so not known)
+        return lambda then: [change for seq, change in rows if seq > then] if then <= upto else None
 
     def _refresh(self, entries: dict, c, current) -> set:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
@@ -371,15 +376,13 @@ class ShardedBackend(FastSqlBackend):
         stale: dict = {}  # dim -> {part: stale shards, None for all}
         events_moved = []
         now_events = current[EVENTS].get(0, 0)
-        changes = self._event_changes(min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=0),
-                                      now_events)
+        changes = self._event_changes(min((e.versions[EVENTS].get(0, 0) for e in entries.values()),
+                                          default=now_events), now_events)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
                 then = entry.versions[source]
                 written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
-            if written[EVENTS]:
-                events_moved.append(dim)
             if any(written.values()):
                 stale[dim] = {name: set().union(*(written[source] for source in part.sources))
                               for name, part in PARTS.items() if self._wanted(name, dim)}
@@ -388,9 +391,14 @@ class ShardedBackend(FastSqlBackend):
             if written[EVENTS]:
                 since = changes(entry.versions[EVENTS].get(0, 0))
                 moved = None if since is None else _event_moves(c, dim, since)
-                for name in CHECKIN_PARTS:
+                if moved is None or moved.events:
+                    events_moved.append(dim)
+                for name, shards in ((name, None if moved is None else moved.firm_shards) for name in CHECKIN_PARTS):
                     if name in stale[dim] and stale[dim][name] is not None:
-                        stale[dim][name] = None if moved is None else stale[dim][name] | moved
+                        stale[dim][name] = None if shards is None else stale[dim][name] | shards
+                if "staff" in stale[dim] and stale[dim]["staff"] is not None:
+                    stale[dim]["staff"] = (None if moved is None else stale[dim]["staff"]
+                                           | {u // snapshots.USER_SHARD_WIDTH for u in moved.staff})
         for name in PARTS:
             jobs = {dim: parts[name] for dim, parts in stale.items() if name in parts and parts[name] != set()}
             several = {dim: shards for dim, shards in jobs.items() if shards is not None and len(shards) <= MAX_STALE}
@@ -418,31 +426,51 @@ class ShardedBackend(FastSqlBackend):
         return set(stale)
 
 
-def _event_moves(c, dim, changes: list) -> set:
-    """The firm shards whose check-ins and firms reached these events' changes may move in the view ``c`` by
-    ``dim``: those of the changes that move the event's part in it.
+@dataclasses.dataclass
+class _EventMoves:
+    """What held events' changes move in one view by one breakdown (:func:`_event_moves`)."""
 
-    A check-in counts (``metrics._event_conds``) when its event is held, of the view's campaign, on a day of its
-    window and, with a bank or branch filter, organised by them; it is grouped by the event's month (by month) or
-    its organisers (by bank, by branch). Its firm's industry, district and street are the firm's own. So an event
-    moves nothing in a view where it counts nowhere before and after, or in the same group with the same
-    organisers (a date moved within the month and the window, its industries or staff changed): there its firms'
-    attendances and reach are what they were. Any change in the range counts: a kept part may have been computed
-    with any of the states in between (it is never older than its versions, and may be newer).
+    firm_shards: set  #: the firm shards whose check-ins and firms reached move
+    staff: set  #: the users whose participation moves
+    events: bool  #: whether the events held move
+
+
+def _event_moves(c, dim, changes: list) -> _EventMoves:
+    """What these events' changes may move in the view ``c`` by ``dim``.
+
+    An event counts (``metrics._event_conds``) when it is held, of the view's campaign, on a day of its window and,
+    with a bank or branch filter, organised by them; it is grouped by its month (by month) or its organisers (by
+    bank, by branch). Its check-ins are also filtered and grouped by their firm's industry, district and street
+    (the firm's own); its staff and the event itself by its industries (the industry filter; the events held by
+    industry). So a change moves a view's part only when the event's key for that part differs before and after
+    (a date moved within its month and the window moves none but by month across a month's end; new organisers
+    move the views with a bank or branch in them), and the staff also where people joined or left the staff of an
+    event that counts. Any change in the range counts: a kept part may have been computed with any of the states
+    in between (it is never older than its versions, and may be newer). A new event moves the events held.
     """
     by_organisers = c.bank_id is not None or c.branch_id is not None or dim in ("bank", "branch")
 
-    def key(state):
+    def key(state, tags: bool):
         if c.empty or state is None:
             return None
-        campaign_id, held_on, status, organisers = state
-        day = date.fromisoformat(held_on)
-        if status != EventStatus.HELD.value or campaign_id != c.campaign_id or not c.start <= day <= c.end:
+        campaign_id, held_on, status, organisers, industries, _staff = state
+        if (status != EventStatus.HELD.value or campaign_id != c.campaign_id
+                or not c.start <= date.fromisoformat(held_on) <= c.end or (tags and c.industry
+                                                                            and c.industry not in industries)):
             return None
-        return held_on[:7] if dim == "month" else None, tuple(organisers) if by_organisers else None
+        return (held_on[:7] if dim == "month" else None, tuple(organisers) if by_organisers else None,
+                tuple(industries) if tags and dim == "industry" else None)
 
-    moved: set = set()
-    for _event_id, before, after, firm_shards in changes:
-        if key(before) != key(after):
-            moved.update(firm_shards)
+    moved = _EventMoves(set(), set(), False)
+    for event_id, before, after, firm_shards in changes:
+        if event_id is None:
+            moved.events = True  # (a new event: its staff's shards were bumped, and no firm has checked in yet)
+            continue
+        if key(before, False) != key(after, False):
+            moved.firm_shards.update(firm_shards)
+        old, new = key(before, True), key(after, True)
+        moved.events |= old != new
+        staff_before, staff_after = set(before[5]), set(after[5])
+        moved.staff |= ((staff_before | staff_after) if old != new
+                        else (staff_before ^ staff_after) if new is not None else set())
     return moved

@@ -125,7 +125,8 @@ snapshot_store = sa.Table(
 #: numbered by that row's count after the bump, so a reader that kept a view at count ``a`` and sees count ``b``
 #: finds every change in between as the rows ``a < seq <= b`` (fewer: some are gone, it treats every shard as
 #: written). Its payload: [[event id, state before, state after, the check-in shards of its firms], ...], a state
-#: being [campaign id, held on (ISO), status, [organiser ids]] (null: the event did not exist)
+#: being [campaign id, held on (ISO), status, [organiser ids], [industry codes], [staff user ids]]; a new event is
+#: [null, null, null, []] (it moves the events held of every view; its staff's shards are bumped)
 EVENT_LOG_TABLE = "dashboard_event_change"
 event_change_log = sa.Table(
     EVENT_LOG_TABLE, Base.metadata,
@@ -293,9 +294,12 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
     slots = sorted(shards) or [random.randrange(SLOTS)]
     logged = EVENT_SLOT in slots and _has_table(dbapi_connection, dialect_name, info, EVENT_LOG_TABLE)
-    if EVENT_SLOT in slots and not logged:
-        slots = sorted(set(slots) | {SOURCES["registration"] + shard
-                                     for _old, _new, shards_of in (events or {}).values() for shard in shards_of})
+    if EVENT_SLOT in slots and not logged:  # (what the changes would have logged, as shard rows)
+        changes = (events or {}).values()
+        slots = sorted(set(slots) | {SOURCES["registration"] + shard for _old, _new, shards_of in changes
+                                     for shard in shards_of}
+                       | (_user_slots({u for old, new, _s in changes for state in (old, new) if state
+                                       for u in state[5]}) or set()))
     values = ", ".join(f"({int(slot):d}, 1)" for slot in slots)
     cur = dbapi_connection.cursor()
     try:
@@ -304,7 +308,7 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
         if logged:  # (the event row is locked by this transaction from here to its commit: the counts are its own)
             cur.execute(f"SELECT n FROM {VERSION_TABLE} WHERE slot = {EVENT_SLOT:d}")
             seq = int(cur.fetchone()[0])
-            payload = json.dumps([[event_id, old, new, sorted(shards_of)]
+            payload = json.dumps([[max(event_id, 0) or None, old, new, sorted(shards_of)]  # (new events: None)
                                   for event_id, (old, new, shards_of) in sorted((events or {}).items())],
                                  separators=(",", ":"))
             mark = "?" if dialect_name == "sqlite" else "%s"
@@ -413,7 +417,7 @@ class _Lookups:
 
     def __init__(self, session, objs):
         from crm.credit.models import CreditApplication
-        from crm.events.models import Event, EventStatus, Registration, event_organiser, event_staff
+        from crm.events.models import Event, EventStatus, Registration, event_industry, event_organiser, event_staff
         from crm.visits.models import visit_companion
 
         visit_ids, app_ids, event_ids, unheld, held_registrations = [], set(), [], [], []
@@ -437,7 +441,7 @@ class _Lookups:
         #: of those events not held as this session loaded them, the ones held as committed (read under the lock)
         self.events_held: set = set()
         self.events_locked = False
-        #: {event id: [campaign id, held on (ISO), status, sorted organiser ids]} as committed, read under the lock
+        #: {event id: its state as committed (``event_change_log``), read under the lock}
         self.event_states: dict[int, list] = {}
         #: what ``_place_event`` found: {event id: [state before, state after, check-in shards]} (see ``_bump``)
         self.event_changes: dict[int, list] = {}
@@ -465,12 +469,13 @@ class _Lookups:
                 for event_id, campaign_id, held_on, status in session.execute(
                         sa.select(Event.id, Event.campaign_id, Event.held_on, Event.status)
                         .where(Event.id.in_(ids)).execution_options(skip_tenant_scope=True)):
-                    self.event_states[event_id] = [campaign_id, held_on.isoformat(), EventStatus(status).value, []]
-                for event_id, org_id in session.execute(
-                        sa.select(event_organiser.c.event_id, event_organiser.c.org_id)
-                        .where(event_organiser.c.event_id.in_(ids)).order_by(event_organiser.c.org_id)):
-                    if event_id in self.event_states:  # (an event deleted meanwhile: its flush fails)
-                        self.event_states[event_id][3].append(org_id)
+                    self.event_states[event_id] = [campaign_id, held_on.isoformat(), EventStatus(status).value,
+                                                   [], [], sorted(self.event_staff[event_id])]
+                for i, (table, column) in ((3, (event_organiser, "org_id")), (4, (event_industry, "industry_code"))):
+                    for event_id, value in session.execute(sa.select(table.c.event_id, table.c[column])
+                                                           .where(table.c.event_id.in_(ids)).order_by(table.c[column])):
+                        if event_id in self.event_states:  # (an event deleted meanwhile: its flush fails)
+                            self.event_states[event_id][i].append(value)
             if visit_ids:
                 for visit_id, user_id in session.execute(
                         sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)
@@ -736,46 +741,42 @@ def _never_held(event) -> bool:
 
 def _place_event(event, known: _Lookups) -> Optional[set]:
     """An event whose date, status, campaign, organisers, industries or staff the flush changes, or a new event: the
-    ``event`` row (events held, the organisers kept between views) and the people shards of its staff before and
-    after; for a stored event, its change is logged with that row (``known.event_changes``, see ``_bump``): its
-    state before and after and the check-in shards of every firm checked in at it (a firm only registered counts in
-    no kept number), which a kept view recomputes only when the change moves it (``shards._event_moves``). Its other
-    columns move nothing (``COLUMN_SENSITIVE``), nor does any change of an event not held before or after the flush
-    (``_never_held``: organisers edit planned events); a deleted event is not placed."""
+    ``event`` row, with which the change is logged (``known.event_changes``, see ``_bump``): the stored event's state
+    before and after and the check-in shards of every firm checked in at it (a firm only registered counts in no
+    kept number). A kept view recomputes the events held, those firms' check-ins and the staff's participation only
+    when the change moves them in it (``shards._event_moves``). A new event logs no state: it moves the events held
+    of every view, and its staff's people shards are bumped. Its other columns move nothing (``COLUMN_SENSITIVE``),
+    nor does any change of an event not held before or after the flush (``_never_held``: organisers edit planned
+    events); a deleted event is not placed."""
     state = sa.inspect(event)
     if state.session is not None and event in state.session.deleted:
         return None
-    if state.key is None and _never_held(event):
-        return set()
-    if state.key is not None:
-        moves = _event_moves(event)
-        if not moves:
-            return None if moves is None else set()
-        if not known.events_locked:
-            return None
-        if _never_held(event) and state.identity[0] not in known.events_held:
+    if state.key is None:
+        if _never_held(event):
             return set()
-    staff = set(known.event_staff.get(state.identity[0], ())) if state.key is not None else set()
-    if "staff" in state.dict:
-        members = _member_ids(state, "staff")
-        if members is None:
+        staff = _user_slots(_member_ids(state, "staff")) if "staff" in state.dict else set()
+        if staff is None:
             return None
-        staff |= members
-    people_slots = _user_slots(staff)
-    if people_slots is None:
+        known.event_changes[-len(known.event_changes) - 1] = [None, None, set()]  # (no id yet: a key of its own)
+        return {EVENT_SLOT} | staff
+    moves = _event_moves(event)
+    if not moves:
+        return None if moves is None else set()
+    if not known.events_locked:
         return None
-    if state.key is not None:  # (a new event has no check-in but those its flush places: nothing to log)
-        change = _event_change(state, known)
-        if change is None:
-            return None
-        known.event_changes[state.identity[0]] = change
-    return {EVENT_SLOT} | people_slots
+    if _never_held(event) and state.identity[0] not in known.events_held:
+        return set()
+    change = _event_change(state, known)
+    if change is None:
+        return None
+    known.event_changes[state.identity[0]] = change
+    return {EVENT_SLOT}
 
 
 def _event_change(state, known: _Lookups) -> Optional[list]:
     """[state before, state after, check-in shards] of a stored event this flush changes: before as committed (read
     under its lock: another transaction may have changed it since this session loaded it), after as this flush
-    leaves it (the columns and organisers it writes, over the committed ones); None when that is not known here."""
+    leaves it (the columns and collections it writes, over the committed ones); None when that is not known here."""
     before = known.event_states.get(state.identity[0])
     firms = _firm_slots(known.event_firms.get(state.identity[0], set()), "registration")
     if before is None or firms is None:
@@ -785,11 +786,13 @@ def _event_change(state, known: _Lookups) -> Optional[list]:
         if state.attrs[key].history.has_changes():
             value = state.dict[key]
             after[i] = value.isoformat() if key == "held_on" else getattr(value, "value", value)
-    if "organisers" in state.dict:
-        history = state.attrs.organisers.history
-        if any(org.id is None for org in history.added):
-            return None
-        after[3] = sorted((set(before[3]) - {org.id for org in history.deleted}) | {org.id for org in history.added})
+    for i, key, ident in ((3, "organisers", "id"), (4, "industries", "code"), (5, "staff", "id")):
+        if key in state.dict:
+            history = state.attrs[key].history
+            added, deleted = ({getattr(m, ident) for m in members} for members in (history.added, history.deleted))
+            if None in added:
+                return None
+            after[i] = sorted((set(before[i]) - deleted) | added)
     return [before, after, {slot - SOURCES["registration"] for slot in firms}]
 
 
