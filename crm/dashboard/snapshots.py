@@ -96,8 +96,13 @@ SLOTS = 16
 #: migration does: DDL counts as a write).
 SHARD_BLOCK = 1_000_000
 SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 3 * SHARD_BLOCK,
-           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK, "event": 7 * SHARD_BLOCK,
+           "credit": 4 * SHARD_BLOCK, "need": 5 * SHARD_BLOCK, "firm": 6 * SHARD_BLOCK, "event": 9 * SHARD_BLOCK,
            "names": 8 * SHARD_BLOCK}
+#: A source whose meaning changes takes a new block, so that a release that knows the old meaning only counts the
+#: new rows as global during a rolling upgrade (``shards._split_versions``), and this one counts the old rows so:
+#: block 7 was the ``event`` row when an event's change also bumped its firms' check-in shards and its staff's
+#: people shards; block 9 is the ``event`` row whose changes are logged instead (:data:`event_change_log`).
+
 #: the one row of the ``event`` source: any event's date, status, campaign, organisers, industries or staff changed
 #: (the events held, computed whole, and the events' organisers kept between views)
 EVENT_SLOT = SOURCES["event"]
