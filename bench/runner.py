@@ -398,8 +398,9 @@ class Bench:
         setattr(self, counter, n + 1)
         with self.app.app_context(), scoped(SYSTEM):
             s = db.session
-            if planned:
-                ids = list(s.scalars(sa.select(Event.id).where(Event.status == EventStatus.PLANNED)
+            if planned:  # (not those the status row left planned: they have people checked in)
+                ids = list(s.scalars(sa.select(Event.id).where(Event.status == EventStatus.PLANNED,
+                                                               Event.id.not_in(getattr(self, "_status_event_ids", [])))
                                      .order_by(Event.id).limit(40)))
             elif status and hasattr(self, "_status_event_ids"):
                 ids = self._status_event_ids  # (the same events each round: held, planned, held again)

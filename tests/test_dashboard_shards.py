@@ -1276,6 +1276,7 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     day = event.held_on + timedelta(days=1 if event.held_on.day < 20 else -1)  # (the same month)
     assert campaign.start_on <= day <= campaign.end_on and day.month == event.held_on.month
     assert staff and firm_shards
+    assert campaign.start_on <= day + timedelta(days=40) <= campaign.end_on  # (another month, in the window)
     views = {"totals": (MetricFilter(campaign.id), ()), "by industry": (MetricFilter(campaign.id), ("industry",)),
              "by month": (MetricFilter(campaign.id), ("month",)), "by bank": (MetricFilter(campaign.id), ("bank",)),
              "bank's": (MetricFilter(campaign.id, bank_id=bank.id), ())}
@@ -1332,6 +1333,38 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     people = {newcomer.id}
     assert refreshed(dict(staff_ids=[*staff, newcomer.id])) == {name: {"staff"} for name in views
                                                                 if name != "by industry"}
+
+
+def test_an_events_change_rolled_back_with_its_savepoint_sends_the_transaction_to_a_global_slot(small):
+    """Held, then planned and held again in a savepoint rolled back: logging "held → held" would skip the change
+    that did commit (the log keeps the first state before and the last after), so the commit bumps a global slot;
+    without the savepoint's rollback the change is logged."""
+    event, _firms = _busy_event()
+    s = db.session
+
+    def write(roll_back: bool) -> dict:
+        before = _rows()
+        with scoped(SYSTEM):
+            current = s.get(Event, event.id)
+            current.status = EventStatus.PLANNED if current.status == EventStatus.HELD else EventStatus.HELD
+            s.flush()
+            savepoint = s.begin_nested()
+            current.status = EventStatus.HELD if current.status == EventStatus.PLANNED else EventStatus.PLANNED
+            s.flush()
+            if roll_back:
+                savepoint.rollback()
+            else:
+                savepoint.commit()
+            s.commit()
+        return _bumped(before, _rows())
+
+    got = write(roll_back=True)
+    assert _global(got) == 1 and snapshots.EVENT_SLOT not in got, got
+    assert db.session.get(Event, event.id).status == EventStatus.PLANNED
+    got = write(roll_back=False)  # (planned → held → planned: logged, and moves nothing)
+    assert got == {snapshots.EVENT_SLOT: 1}, got
+    [(_seq, change)] = _event_log(_rows()[snapshots.EVENT_SLOT] - 1)
+    assert change[1][2] == change[2][2] == "planned"
 
 
 def test_a_view_kept_since_event_changes_that_are_no_longer_logged_recomputes_every_check_in(small, monkeypatch):

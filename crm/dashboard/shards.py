@@ -32,17 +32,20 @@ by one of those attributes the staff part too, for every user shard in one group
 may enter or leave the filter; the firm's visitors at the time of the write are not a safe list, since a visit
 committed meanwhile by someone else would be missed).
 
-An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the
-people shards of its staff before and after and the one row of the ``event`` source, after which the events held
-(computed whole) and the events' organisers kept between views are read again. With that row it logs (table
-``dashboard_event_change``, numbered by the row's count) the event's state before and after (campaign, date, status,
-organisers) and the check-in shards of the firms checked in at it. A kept view reads the changes logged since its
-count and recomputes those shards' check-ins and firms reached only when a change moves the event's part of it
-(:func:`_event_moves`): held or not, in its campaign and window or not, by month its month, with a bank or branch in
-the view its organisers. A date moved within its month and the window, or new industries or staff, recompute no
-firm's shard in any view; marked planned, its firms' shards in every view. A view kept since changes no longer
-logged (the last thousand are kept) recomputes the check-ins and reach of every shard. An event not held before
-nor after the change (planned or cancelled) moves nothing at all. Its placement locks the event's row first on
+An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the one
+row of the ``event`` source and logs with it (table ``dashboard_event_change``, numbered by the row's count) the
+event's state before and after (campaign, date, status, organisers, industries, staff) and the check-in shards of
+the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, recomputes
+those shards' check-ins and firms reached, the staff part of the people on its staff and the events held (computed
+whole) only when a change moves the event's part there (:func:`_event_moves`): held or not, in its campaign and
+window or not, by month its month, with a bank or branch in the view its organisers, for the staff and the events
+held with an industry filter (and the events held by industry) its industries; the staff part also for the people
+who joined or left its staff. A date moved within its month and the window, or a new title, recompute nothing in
+any view; marked planned, its firms' and people's shards in every view. The events' organisers kept between views
+are read again after any change. A view kept since changes no longer logged (the last thousand are kept)
+recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
+bumps its staff's people shards. An event not held before nor after the change (planned or cancelled) moves
+nothing at all; a change inside a savepoint rolled back sends the transaction to a global slot. Its placement locks the event's row first on
 PostgreSQL and reads its state and its checked-in firms under that lock: a registration or staff row inserted for
 it meanwhile by another transaction waits on that lock (its foreign key's check), and so does a check-in
 (``snapshots.placed_writes`` names its event and locks it), so none slips between the rows the change read and its
@@ -101,8 +104,8 @@ FIRM_ATTRIBUTES = "firm"
 #: ``event`` source
 WHOLE_FAMILIES = ("events",)
 #: the source of events' dates, statuses, campaigns, organisers, industries and staff (one row: ``EVENT_SLOT``): the
-#: families computed whole and the events' organisers kept between views read them; its staff have their own shards
-#: bumped by the same write, and the check-in shards of its firms are logged with it (:data:`CHECKIN_PARTS`)
+#: families computed whole, the staff and the events' organisers kept between views read them; each change is logged
+#: with the check-in shards of its firms (:data:`CHECKIN_PARTS`) and read by :func:`_event_moves`
 EVENTS = "event"
 #: the parts that count check-ins: a held event's change (logged with the ``event`` row, ``snapshots._bump``) makes
 #: the check-in shards of its firms stale for them, in the views it moves (:func:`_event_moves`)

@@ -103,8 +103,9 @@ SOURCES = {"visit": 1 * SHARD_BLOCK, "people": 2 * SHARD_BLOCK, "registration": 
 #: block 7 was the ``event`` row when an event's change also bumped its firms' check-in shards and its staff's
 #: people shards; block 9 is the ``event`` row whose changes are logged instead (:data:`event_change_log`).
 
-#: the one row of the ``event`` source: any event's date, status, campaign, organisers, industries or staff changed
-#: (the events held, computed whole, and the events' organisers kept between views)
+#: the one row of the ``event`` source: any event's date, status, campaign, organisers, industries or staff changed,
+#: each change logged with its count (:data:`event_change_log`): a kept view reads what each moves
+#: (``shards._event_moves``)
 EVENT_SLOT = SOURCES["event"]
 #: the one row of the ``names`` source: an organisation's name, short name or code changed, which only the labels
 #: and codes of the bank and branch breakdowns read (``metrics.Names``, kept between views): no number moves
@@ -352,10 +353,10 @@ def read_event_changes(conn: sa.Connection, after: int, upto: int, *, numbered: 
 # The ORM flush knows which firms and users its rows belong to (before and after the change). Right before a
 # flush, the rows it will write to ``visit``, ``visit_companion``, ``registration``, ``credit_application``,
 # ``pledge``, ``firm`` (its industry, district or street) and ``event`` with its organisers, industries and staff
-# (its staff and the one ``event`` row, the change logged with the firms checked in at it: ``_place_event``) are
-# placed in shards; a statement the flush then sends to those tables bumps those shards only. Any other statement, one the flush
-# cannot place (a value not loaded, a row without its firm) and every statement outside a flush (bulk statements,
-# importers, ``text()``) bumps a global slot as before, which every view reads.
+# (the one ``event`` row, the change logged with its state and the firms checked in at it: ``_place_event``) are
+# placed in shards; a statement the flush then sends to those tables bumps those shards only. Any other statement,
+# one the flush cannot place (a value not loaded, a row without its firm) and every statement outside a flush (bulk
+# statements, importers, ``text()``) bumps a global slot as before, which every view reads.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -481,6 +482,9 @@ class _Lookups:
                                                            .where(table.c.event_id.in_(ids)).order_by(table.c[column])):
                         if event_id in self.event_states:  # (an event deleted meanwhile: its flush fails)
                             self.event_states[event_id][i].append(value)
+                for state in self.event_states.values():  # (sorted here as the state after is: no collation)
+                    state[3].sort()
+                    state[4].sort()
             if visit_ids:
                 for visit_id, user_id in session.execute(
                         sa.select(visit_companion.c.visit_id, visit_companion.c.user_id)
@@ -913,7 +917,8 @@ def _after_cursor_execute(conn, cursor, statement, parameters, context, executem
     slots = None if placed is None else placed.slots
     events = placed.events if slots is not None and EVENT_SLOT in slots else None
     if conn._is_autocommit_isolation():  # the statement is committed already: bump on its own
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, slots or (), events)
+        # (an event's change is not logged there: no lock holds its state until a log row could follow it)
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if events else slots or ())
         return
     if slots is None:
         conn.info[_DIRTY] = True
@@ -936,6 +941,16 @@ def _on_commit(conn) -> None:
         _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards, events)
 
 
+def _on_rollback_savepoint(conn, name, context) -> None:
+    """A savepoint rolled back: the shard slots its statements added only invalidate more than needed, but an
+    event's change logged there did not happen (the states logged around it would then skip it): the transaction
+    bumps a global slot instead."""
+    if conn.info.get(_EVENT_LOG):
+        conn.info[_DIRTY] = True
+        conn.info.pop(_SHARDS, None)
+        conn.info.pop(_EVENT_LOG, None)
+
+
 def _forget(info: dict) -> None:
     for key in (_DIRTY, _SHARDS, _EVENT_LOG):
         info.pop(key, None)
@@ -954,7 +969,8 @@ def _on_pool_reset(dbapi_connection, connection_record, reset_state) -> None:
 
 def _listen() -> None:
     for target, name, fn in ((Engine, "after_cursor_execute", _after_cursor_execute), (Engine, "commit", _on_commit),
-                             (Engine, "rollback", _on_rollback), (Pool, "reset", _on_pool_reset),
+                             (Engine, "rollback", _on_rollback),
+                             (Engine, "rollback_savepoint", _on_rollback_savepoint), (Pool, "reset", _on_pool_reset),
                              (Session, "before_flush", _before_flush),
                              (Session, "after_flush_postexec", _after_flush),
                              (Session, "after_soft_rollback", _after_flush)):
