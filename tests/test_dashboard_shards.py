@@ -1191,16 +1191,21 @@ def test_views_stay_exact_after_events_change_and_are_only_refreshed(small):
     campaign = db.session.get(Campaign, event.campaign_id)
     bank = next(b for b in facts["banks"] if b.id in {o.id for o in event.organisers})
     other_bank = next(b for b in facts["banks"] if b.id != bank.id)
+    branch = next((o for o in facts["branches"] if o.parent_id in {b.id for b in facts["banks"]}), None)
     filters = [MetricFilter(campaign.id), MetricFilter(campaign.id, bank_id=bank.id),
                MetricFilter(campaign.id, industry_code="ai"),
                MetricFilter(campaign.id, date_from=event.held_on, date_to=event.held_on + timedelta(days=40))]
+    if branch is not None:
+        filters.append(MetricFilter(campaign.id, bank_id=branch.parent_id, branch_id=branch.id))
     scopes = [scope_for(bureau), scope_for(facts["bank_users"][bank.id][0]),
               scope_for(facts["bank_users"][other_bank.id][0])]
     first = _check(small, filters, scopes)
     cold = small.stats["cold"]
     other_campaign = next(c for c in facts["campaigns"] if c.id != campaign.id)
     edits = [dict(held_on=event.held_on + timedelta(days=50)), dict(status=EventStatus.CANCELLED),
-             dict(status=EventStatus.HELD, organiser_ids=[other_bank.id]), dict(industry_codes=["ai", "biomedicine"]),
+             dict(status=EventStatus.HELD, organiser_ids=[other_bank.id]), dict(industry_codes=["low_altitude"]),
+             dict(industry_codes=["ai", "biomedicine"]),
+             *([dict(organiser_ids=[other_bank.id, branch.id])] if branch is not None else []),
              dict(staff_ids=[facts["bank_users"][other_bank.id][0].id]),
              dict(campaign_id=other_campaign.id, held_on=other_campaign.start_on + timedelta(days=3))]
     seen = []
