@@ -1372,6 +1372,34 @@ def test_an_events_change_rolled_back_with_its_savepoint_sends_the_transaction_t
     assert change[1][2] == change[2][2] == "planned"
 
 
+def test_without_the_event_log_an_events_change_bumps_its_firms_and_peoples_shards(small):
+    """A database not migrated to 0015 yet (the log table missing): the change bumps the check-in shards of its
+    firms and the people shards of its staff before and after, as before the log, and a kept view stays exact."""
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, _firms = _busy_event()
+    staff, checked_in = {u.id for u in event.staff}, _checked_in_firms(event.id)
+    newcomer = next(u for u in facts["bank_users"][facts["banks"][1].id] if u.id not in staff)
+    f = MetricFilter(event.campaign_id)
+    db.session.execute(sa.text(f"DROP TABLE {snapshots.EVENT_LOG_TABLE}"))
+    db.session.commit()
+    _check(small, [f], [scope_for(bureau)])  # (kept under the count the DDL moved: refreshed below)
+    cold = small.stats["cold"]
+    event = db.session.get(Event, event.id)
+    got = _bumped_by(lambda: event_services.update_event(event, event_data(
+        event, held_on=event.held_on + timedelta(days=40), staff_ids=[*staff, newcomer.id]), bureau),
+        scope_for(bureau))
+    assert _global(got) == 0
+    assert set(got) == ({snapshots.EVENT_SLOT} | {snapshots.SOURCES["registration"] + f // 4 for f in checked_in}
+                        | {snapshots.SOURCES["people"] + u // 2 for u in staff | {newcomer.id}}), got
+    _check(small, [f], [scope_for(bureau)])
+    assert small.stats["cold"] == cold  # (refreshed, every shard of the check-ins: no log to read)
+
+
 def test_a_view_kept_since_event_changes_that_are_no_longer_logged_recomputes_every_check_in(small, monkeypatch):
     """The log keeps the last changes only: a view kept since older ones (or since a change a writer did not log)
     recomputes the check-ins and firms reached of every shard, and stays exact."""
