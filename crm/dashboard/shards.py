@@ -45,11 +45,12 @@ any view; marked planned, its firms' and people's shards in every view. The even
 are read again after any change. A view kept since changes no longer logged (the last thousand are kept)
 recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
 bumps its staff's people shards. An event not held before nor after the change (planned or cancelled) moves
-nothing at all; a change inside a savepoint rolled back sends the transaction to a global slot. Its placement locks the event's row first on
-PostgreSQL and reads its state and its checked-in firms under that lock: a registration or staff row inserted for
-it meanwhile by another transaction waits on that lock (its foreign key's check), and so does a check-in
-(``snapshots.placed_writes`` names its event and locks it), so none slips between the rows the change read and its
-commit, and another change of the same event commits before or after it, each logging the state the other left.
+nothing at all; a change inside a savepoint rolled back sends the transaction to a global slot. Its placement
+locks the event's row first on PostgreSQL and reads its state and its checked-in firms under that lock: a
+registration or staff row inserted for it meanwhile by another transaction waits on that lock (its foreign key's
+check), and so does a check-in (``snapshots.placed_writes`` names its event and locks it), so none slips between
+the rows the change read and its commit, and another change of the same event commits before or after it, each
+logging the state the other left.
 A registration not checked in moves no number: registering, inviting or editing a person bumps nothing.
 
 An organisation renamed (its name, short name or code, through the ORM) bumps the one row of the ``names`` source:
