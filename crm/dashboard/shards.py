@@ -397,7 +397,8 @@ class ShardedBackend(FastSqlBackend):
                 moved = None if since is None else _event_moves(c, dim, since)
                 if moved is None or moved.events:
                     events_moved.append(dim)
-                for name, shards in ((name, None if moved is None else moved.firm_shards) for name in CHECKIN_PARTS):
+                shards = None if moved is None else moved.firm_shards
+                for name in CHECKIN_PARTS:
                     if name in stale[dim] and stale[dim][name] is not None:
                         stale[dim][name] = None if shards is None else stale[dim][name] | shards
                 if "staff" in stale[dim] and stale[dim]["staff"] is not None:

@@ -479,7 +479,7 @@ class _Lookups:
                                                    [], [], sorted(self.event_staff[event_id])]
                 for i, (table, column) in ((3, (event_organiser, "org_id")), (4, (event_industry, "industry_code"))):
                     for event_id, value in session.execute(sa.select(table.c.event_id, table.c[column])
-                                                           .where(table.c.event_id.in_(ids)).order_by(table.c[column])):
+                                                           .where(table.c.event_id.in_(ids))):
                         if event_id in self.event_states:  # (an event deleted meanwhile: its flush fails)
                             self.event_states[event_id][i].append(value)
                 for state in self.event_states.values():  # (sorted here as the state after is: no collation)
@@ -921,9 +921,7 @@ def _after_cursor_execute(conn, cursor, statement, parameters, context, executem
         _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if events else slots or ())
         return
     if slots is None:
-        conn.info[_DIRTY] = True
-        conn.info.pop(_SHARDS, None)
-        conn.info.pop(_EVENT_LOG, None)
+        _mark_dirty(conn.info)
     elif not conn.info.get(_DIRTY):
         conn.info.setdefault(_SHARDS, set()).update(slots)
         logged = conn.info.setdefault(_EVENT_LOG, {})
@@ -946,9 +944,14 @@ def _on_rollback_savepoint(conn, name, context) -> None:
     event's change logged there did not happen (the states logged around it would then skip it): the transaction
     bumps a global slot instead."""
     if conn.info.get(_EVENT_LOG):
-        conn.info[_DIRTY] = True
-        conn.info.pop(_SHARDS, None)
-        conn.info.pop(_EVENT_LOG, None)
+        _mark_dirty(conn.info)
+
+
+def _mark_dirty(info: dict) -> None:
+    """The transaction wrote what no shard holds: its commit bumps a global slot, and no shard slot nor change."""
+    info[_DIRTY] = True
+    info.pop(_SHARDS, None)
+    info.pop(_EVENT_LOG, None)
 
 
 def _forget(info: dict) -> None:
