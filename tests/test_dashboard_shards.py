@@ -1263,7 +1263,8 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     held by industry; its organisers changed, the views with a bank in them (check-ins, staff, events held); moved
     to another month, the views by month; held no more or again, every view; restaffed, the staff of the people who
     joined. Where a part moves nothing, none of its statements runs; where it moves, only for the event's firms'
-    and people's shards; every view equals the reference each time."""
+    and people's shards, the check-ins counted again firm by firm instead of recomputed; every view equals the
+    reference each time."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1297,8 +1298,20 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
             ran.append(("events", None))
         return whole(c, dims)
 
+    counting = small._checkin_deltas
+
+    def spy_counting(*args):
+        deltas, uncounted = counting(*args)
+        assert not uncounted
+        for name in shards.CHECKIN_PARTS:
+            counted = {shard for _dim, part, shard in deltas if part == name}
+            if counted:
+                ran.append((f"{name} counted", counted))
+        return deltas, uncounted
+
     monkeypatch.setattr(small, "_parts", spy_parts)
     monkeypatch.setattr(small, "_whole", spy_whole)
+    monkeypatch.setattr(small, "_checkin_deltas", spy_counting)
     people = staff
 
     def refreshed(changes) -> dict:
@@ -1315,7 +1328,8 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
                 assert _plain(got) == _plain(compute_metrics(f, dims, backend=REFERENCE)), (changes, name)
                 for part, some in ran:
                     if some is not None:  # (some shards: the event's firms' or people's, no other)
-                        assert set(some) == (firm_shards if part in shards.CHECKIN_PARTS
+                        assert part not in shards.CHECKIN_PARTS, (changes, name)  # (counted, not recomputed)
+                        assert set(some) == (firm_shards if part.endswith(" counted")
                                              else {u // 2 for u in people}), (changes, name, part)
                 if ran:
                     moved[name] = {part for part, _shards in ran}
@@ -1328,7 +1342,7 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     assert refreshed(dict(title="改了名字")) == {}
     retagged = ["biomedicine"] if tags != ["biomedicine"] else ["ai"]
     assert refreshed(dict(industry_codes=retagged)) == {"by industry": {"events"}}
-    both = {"checkins", "reached", "staff", "events"}
+    both = {"checkins counted", "reached counted", "staff", "events"}
     assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank": both, "bank's": both}
     assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month": both}
     every = {name: both - ({"staff"} if name == "by industry" else set()) for name in views}  # (no staff by industry)
@@ -1715,3 +1729,93 @@ def test_only_check_ins_move_numbers_a_person_registered_moves_none(small):
     assert bumped(lambda: s.delete(s.get(Registration, unchecked))) == set()
 
 
+
+
+def _commit_elsewhere(change) -> None:
+    """``change(session)`` committed by another connection and session (another worker), under the system scope."""
+    from sqlalchemy.orm import Session
+
+    with db.engine.connect() as conn, Session(bind=conn) as other, scoped(SYSTEM):
+        change(other)
+        other.commit()
+
+
+def _toggle(event_id: int):
+    def change(session) -> None:
+        event = session.get(Event, event_id)
+        event.status = EventStatus.PLANNED if event.status == EventStatus.HELD else EventStatus.HELD
+    return change
+
+
+@pytest.mark.parametrize("meanwhile", ["another event's change", "a check-in"])
+def test_a_write_committed_while_check_ins_are_counted_sends_the_view_to_be_computed_whole(small, monkeypatch,
+                                                                                       meanwhile):
+    """Check-ins counted again firm by firm start from the parts' state: an event's change or a check-in at one of
+    the counted shards committed by another worker while they are read could be in the rows read and not in the
+    parts, so the view is computed whole again (equal to the reference with that write) and nothing is kept."""
+    facts = _facts()
+    event, _firms = _busy_event()
+    f = MetricFilter(event.campaign_id)
+    other_event = db.session.scalar(sa.select(Event.id).where(Event.status == EventStatus.HELD, Event.id != event.id)
+                                    .order_by(Event.id).limit(1))
+    pending = db.session.scalar(sa.select(Registration.id).where(
+        Registration.checked_in_at.is_(None),
+        Registration.firm_id.in_(sa.select(Registration.firm_id).where(Registration.event_id == event.id,
+                                                                       Registration.checked_in_at.is_not(None))))
+        .order_by(Registration.id).limit(1))
+    assert other_event and pending
+    db.session.commit()
+
+    def check_in(session) -> None:
+        registration = session.get(Registration, pending)
+        registration.checked_in_at, registration.checkin_method = datetime.now(timezone.utc), CheckinMethod.PAPER
+
+    counting = small._checkin_deltas
+
+    def counted_meanwhile(*args):
+        got = counting(*args)
+        assert got[0], "nothing counted"
+        _commit_elsewhere(_toggle(other_event) if meanwhile == "another event's change" else check_in)
+        return got
+
+    with scoped(scope_for(facts["bureau"])):
+        _exact(small, f)
+        _commit_elsewhere(_toggle(event.id))
+        monkeypatch.setattr(small, "_checkin_deltas", counted_meanwhile)
+        cold = small.stats["cold"]
+        got = compute_metrics(f, DIMENSIONS, backend=small)
+        assert _plain(got) == _plain(compute_metrics(f, DIMENSIONS, backend=REFERENCE))
+        assert small.stats["unsettled"] == 1 and small.stats["cold"] == cold + len(DIMENSIONS) + 1
+        db.session.commit()
+        monkeypatch.setattr(small, "_checkin_deltas", counting)
+        _exact(small, f)  # (nothing kept: computed whole once more, then exact)
+        assert small.stats["cold"] == cold + 2 * (len(DIMENSIONS) + 1)
+    db.session.commit()
+
+
+def test_a_view_computed_while_an_event_changes_is_not_kept(small, monkeypatch):
+    """Parts computed while another worker commits an event's change may hold its state before or after it, and
+    counting check-ins later must know which: the view is served, not kept, and the next one is computed whole."""
+    facts = _facts()
+    event, _firms = _busy_event()
+    f = MetricFilter(event.campaign_id)
+    db.session.commit()
+    whole = small._whole
+
+    def changed_meanwhile(c, dims):
+        _commit_elsewhere(_toggle(event.id))
+        return whole(c, dims)
+
+    with scoped(scope_for(facts["bureau"])):
+        monkeypatch.setattr(small, "_whole", changed_meanwhile)
+        compute_metrics(f, DIMENSIONS, backend=small)
+        db.session.commit()
+        monkeypatch.setattr(small, "_whole", whole)
+        assert small.stats["unsettled"] == 1
+        cold = small.stats["cold"]
+        _exact(small, f)
+        assert small.stats["cold"] == cold + len(DIMENSIONS) + 1  # (computed whole: nothing was kept)
+        _commit_elsewhere(_toggle(event.id))
+        _exact(small, f)
+        assert small.stats["cold"] == cold + len(DIMENSIONS) + 1 and small.stats["shards_counted"]
+    db.session.commit()

@@ -74,10 +74,13 @@ import sqlalchemy as sa
 from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
-from crm.dashboard.fastsql import FastSqlBackend, forget_view_rows, per_transaction
-from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _key, shard_ranges
-from crm.events.models import EventStatus
+from crm.dashboard.fastsql import _NO_ORGANISER, FastSqlBackend, forget_view_rows, per_transaction
+from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _key, _month, shard_ranges
+from crm.events.models import Event, EventStatus, Registration
 from crm.extensions import db
+from crm.firms.models import Firm
+from crm.orgs.models import Organisation, OrgKind
+from crm.visits.models import Visit
 
 __all__ = ["ShardedBackend", "PARTS"]
 
@@ -118,6 +121,9 @@ NAMES = "names"
 #: read: the events' organisers are placed with the event source, the organisations' names and codes (the breakdowns'
 #: labels, the filter bar's banks) with the names source; any other fact (the bank users) only with the global count
 KNOWN_SOURCES = {"organisers": (EVENTS,), "names": (NAMES,), "filter_bar": (NAMES,)}
+#: at most this many firms' check-ins at changed events are counted again one by one (:meth:`ShardedBackend.
+#: _checkin_deltas`); more, and their shards' check-in parts are recomputed
+MAX_COUNTED_FIRMS = 2000
 #: more stale shards than this for a part: they are recomputed by grouped statements (one per breakdown, the stale
 #: shards' id ranges as conditions) instead of reading their rows (``FastSqlBackend.family_rows``)
 MAX_STALE = 24
@@ -189,7 +195,8 @@ class ShardedBackend(FastSqlBackend):
         self._entries = snapshots.VersionedCache(max_entries)
         self._known: tuple[Any, dict] = (None, {})
         self._known_lock = threading.Lock()
-        self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "bypassed": 0}
+        self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "shards_counted": 0,
+                      "bypassed": 0, "unsettled": 0}
 
     def clear(self) -> None:
         self._entries.clear()
@@ -227,14 +234,34 @@ class ShardedBackend(FastSqlBackend):
         cold = self._compute_whole(c, tuple(dim for dim in dims if dim not in kept), current)
         self.stats["cold"] += len(cold)
         entries = {dim: (keys[dim], kept[dim] if dim in kept else cold[dim]) for dim in dims}
-        refreshed = self._refresh(kept, c, current)
+        refreshed, counted, recounted = self._refresh(kept, c, current)
         self.stats["refreshed"] += len(refreshed)
         self.stats["reused"] += len(kept) - len(refreshed)
+        if (cold or recounted) and not self._settled(session, global_version, current, counted):
+            # an event's change committed while check-in parts were computed: they may hold its state before or
+            # after, so none is kept (a later change's counts, :func:`_checkin_deltas`, start from a known state); and
+            # when check-ins were counted again firm by firm, a write to their shards meanwhile may be in the rows
+            # read for them but not in the parts they were counted into: the view is computed again whole
+            self.stats["unsettled"] += 1
+            if counted:
+                entries = {dim: (keys[dim], entry) for dim, entry in self._compute_whole(c, dims, current).items()}
+                self.stats["cold"] += len(dims)
+            return {dim: entry.result() for dim, (_key, entry) in entries.items()}
         out = {}
         for dim, (key, entry) in entries.items():
             out[dim] = entry.result()
             self._entries.put(key, entry)
         return out
+
+    @staticmethod
+    def _settled(session, global_version: int, current: dict, counted: set) -> bool:
+        """Whether the global count, the ``event`` row and the shard rows of the check-ins counted again firm by
+        firm (``counted``: their sources' slots) still hold the counts the view was computed under."""
+        slots = {snapshots.EVENT_SLOT, *counted}
+        by_slot = {snapshots.SOURCES[source] + shard: n for source, shards in current.items()
+                   for shard, n in shards.items()}
+        now_global, now = snapshots.read_slots(session.connection(), slots)
+        return now_global == global_version and all(now[slot] == by_slot.get(slot, 0) for slot in slots)
 
     # -- versions ---------------------------------------------------------------------------------------------
     @classmethod
@@ -371,17 +398,23 @@ class ShardedBackend(FastSqlBackend):
         # (a count above the database's: not this database's changes, so not known)
         return lambda then: [change for seq, change in rows if seq > then] if then <= upto else None
 
-    def _refresh(self, entries: dict, c, current) -> set:
+    def _refresh(self, entries: dict, c, current) -> tuple[set, set, bool]:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
-        computed; the dims refreshed (none: nothing was written since).
+        computed; (the dims refreshed (none: nothing was written since), the slots of the sources of the shards
+        whose check-ins were counted again firm by firm after events' changes (:meth:`_checkin_deltas`), whether
+        any check-in part was recomputed or counted).
 
         The entries of one view were computed together and go stale together, so each part's stale shards are
         recomputed for every breakdown at once, from one set of statements."""
         stale: dict = {}  # dim -> {part: stale shards, None for all}
         events_moved = []
+        counting: dict = {}  # dim -> {check-in part: shards whose firms' check-ins events' changes move}
+        since_by_dim: dict = {}
         now_events = current[EVENTS].get(0, 0)
-        changes = self._event_changes(min((e.versions[EVENTS].get(0, 0) for e in entries.values()),
-                                          default=now_events), now_events)
+        oldest = min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=now_events)
+        changes = self._event_changes(oldest, now_events)
+        scope = current_scope()
+        countable = scope.all_banks or scope.restricted  # (the counts read check-ins across banks: see there)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
@@ -400,10 +433,22 @@ class ShardedBackend(FastSqlBackend):
                 shards = None if moved is None else moved.firm_shards
                 for name in CHECKIN_PARTS:
                     if name in stale[dim] and stale[dim][name] is not None:
-                        stale[dim][name] = None if shards is None else stale[dim][name] | shards
+                        if shards is not None and countable:
+                            counting.setdefault(dim, {})[name] = shards - stale[dim][name]
+                            since_by_dim[dim] = since
+                        else:
+                            stale[dim][name] = None if shards is None else stale[dim][name] | shards
                 if "staff" in stale[dim] and stale[dim]["staff"] is not None:
                     stale[dim]["staff"] = (None if moved is None else stale[dim]["staff"]
                                            | {u // snapshots.USER_SHARD_WIDTH for u in moved.staff})
+        got = self._checkin_deltas(c, entries, counting, since_by_dim, changes(oldest)) if counting else ({}, set())
+        if got is None:  # (too many firms: their shards are recomputed)
+            got = {}, {(dim, name, shard) for dim, by_name in counting.items() for name, shards in by_name.items()
+                       for shard in shards}
+        deltas, uncounted = got
+        recounted = bool(deltas)
+        for dim, name, shard in uncounted:
+            stale[dim][name].add(shard)
         for name in PARTS:
             jobs = {dim: parts[name] for dim, parts in stale.items() if name in parts and parts[name] != set()}
             several = {dim: shards for dim, shards in jobs.items() if shards is not None and len(shards) <= MAX_STALE}
@@ -423,13 +468,119 @@ class ShardedBackend(FastSqlBackend):
                     entries[dim].put(name, shard, parts.get(shard))
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
+            recounted |= bool(jobs) and name in CHECKIN_PARTS
+        counted = set()
+        for (dim, name, shard), part in deltas.items():
+            entries[dim].put(name, shard, part)
+            counted.update(snapshots.SOURCES[source] + shard for source in PARTS["reached"].sources)
+        self.stats["shards_counted"] += len(deltas)
         if events_moved:  # an event's date, status, campaign or organisers: the events held again
             for dim, whole in self._whole(c, tuple(events_moved)).items():
                 entries[dim].whole = whole
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
-        return set(stale)
+        return set(stale), counted, recounted
 
+
+    def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list):
+        """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
+        ``changes`` (those since the oldest entry's count; ``since_by_dim``: each entry's own), counted firm by
+        firm instead of recomputed: ({(dim, part, shard): its new part}, {(dim, part, shard) to recompute: a count
+        that came out below zero}); None when more than :data:`MAX_COUNTED_FIRMS` firms checked in at them.
+
+        A shard here had none of its sources written since its entry was computed, and that was computed under a
+        known count of the ``event`` row (``_settled``), so its parts hold exactly: its firms' visits and check-ins
+        as they are now, and each changed event as it was before its first change since. A firm's check-in at a
+        changed event counts in the groups the event's state gives it (:func:`_checkin_groups`); the firm is reached
+        in a group when a visit or a check-in at an event not changed puts it there as well. So each shard's firm
+        attendances move by the pairs' groups after less before, and its firms reached by the firms whose set of
+        groups gained or lost one. The check-ins at the changed events are read across banks: a bank user's view is
+        filtered by their bank, which keeps exactly the events their scope shows (organised by the bank or its
+        branches), and an event no longer organised by it is out of the scope but was in the part."""
+        width = snapshots.FIRM_SHARD_WIDTH
+        last = {}  # event id -> its state now
+        for event_id, _before, after, _shards in changes:
+            if event_id is not None:
+                last[event_id] = after
+        shards = set().union(*(s for by_name in counting.values() for s in by_name.values()))
+        if not last or not shards:
+            return {}, set()
+        events = sorted(last)
+        rows = db.session.execute(
+            sa.select(Registration.event_id, Registration.firm_id, Firm.industry_code, Firm.area_code, Firm.street_id)
+            .join(Firm, Firm.id == Registration.firm_id)
+            .where(Registration.event_id.in_(events), Registration.checked_in_at.is_not(None),
+                   *shard_ranges(Registration.firm_id, shards, width), *_firm_conds(c))
+            .distinct().execution_options(skip_tenant_scope=True)).all()
+        attributes = {firm_id: dict(zip(_FIRM_ATTRIBUTES, values)) for _e, firm_id, *values in rows}
+        if len(attributes) > MAX_COUNTED_FIRMS:
+            return None
+        at: dict = {}  # firm -> the changed events it checked in at
+        for event_id, firm_id, *_values in rows:
+            at.setdefault(firm_id, []).append(event_id)
+        dims = tuple(counting)
+        firms = sorted(at)
+        # the organisations the states name: a bank's own id, a branch's bank
+        orgs = {org_id for _e, before, after, _s in changes for state in (before, after) if state
+                for org_id in state[3]}
+        kinds = {org_id: (kind == OrgKind.BANK, parent_id) for org_id, kind, parent_id in db.session.execute(
+            sa.select(Organisation.id, Organisation.kind, Organisation.parent_id)
+            .where(Organisation.id.in_(sorted(orgs))))} if orgs else {}
+        # the firms' other ways into each group (for firms reached): their visits, their check-ins at other events
+        others: dict = {dim: {} for dim in dims}
+        if firms and any("reached" in by_name for by_name in counting.values()):
+            visits = db.session.execute(self.visits_from(c, Visit.firm_id, Visit.bank_id, Visit.branch_id,
+                                                         _month(Visit.visited_on))
+                                        .where(Visit.firm_id.in_(firms)).distinct()).all()
+            checkins = db.session.execute(self.attendances_from(c, Registration.firm_id, Registration.event_id,
+                                                                _month(Event.held_on))
+                                          .where(Registration.firm_id.in_(firms), Registration.event_id.not_in(events))
+                                          .distinct()).all()
+            organisers = self._organisers({event_id for _f, event_id, _m in checkins}, dims)
+            for dim in dims:
+                found = others[dim]
+                for firm_id, bank, branch, month in visits:
+                    found.setdefault(firm_id, set()).add(_group_key(dim, {"bank": (bank,), "branch": (branch,),
+                                                                          "month": (month,)}, attributes[firm_id])[0])
+                for firm_id, event_id, month in checkins:
+                    banks, branches = organisers.get(event_id, _NO_ORGANISER)
+                    found.setdefault(firm_id, set()).update(_group_key(dim, {"bank": banks, "branch": branches,
+                                                                             "month": (month,)}, attributes[firm_id]))
+        deltas, uncounted = {}, set()
+        for dim, by_name in counting.items():
+            before = {}
+            for event_id, state, _after, _shards in since_by_dim[dim]:
+                if event_id is not None:
+                    before.setdefault(event_id, state)  # (the first state since the entry's count)
+            moves: dict = {}  # (part, shard) -> {group: change}
+            for firm_id, changed in at.items():
+                shard = firm_id // width
+                was = [_checkin_groups(c, dim, before.get(e, last[e]), kinds, attributes[firm_id]) for e in changed]
+                now = [_checkin_groups(c, dim, last[e], kinds, attributes[firm_id]) for e in changed]
+                if shard in by_name.get("checkins", ()):
+                    move = moves.setdefault(("checkins", shard), {})
+                    for groups, sign in ((was, -1), (now, 1)):
+                        for g in (g for of_event in groups for g in of_event):
+                            move[g] = move.get(g, 0) + sign
+                if shard in by_name.get("reached", ()):
+                    move = moves.setdefault(("reached", shard), {})
+                    other = others[dim].get(firm_id, set())
+                    was_in, now_in = other.union(*was), other.union(*now)
+                    for g in now_in - was_in:
+                        move[g] = move.get(g, 0) + 1
+                    for g in was_in - now_in:
+                        move[g] = move.get(g, 0) - 1
+            for (name, shard), move in moves.items():
+                field = _COUNTED_FIELD[name]
+                part = {g: dict(raw) for g, raw in (entries[dim].parts[name].get(shard) or {}).items()}
+                for g, change in move.items():
+                    if change:
+                        part.setdefault(g, {})[field] = part.get(g, {}).get(field, 0) + change
+                if any(raw.get(field, 0) < 0 for raw in part.values()):
+                    uncounted.add((dim, name, shard))  # (never, when the parts hold what they should)
+                    continue
+                deltas[(dim, name, shard)] = {g: raw for g, raw in part.items() if any(raw.values())}
+        return deltas, uncounted
 
 @dataclasses.dataclass
 class _EventMoves:
@@ -479,3 +630,42 @@ def _event_moves(c, dim, changes: list) -> _EventMoves:
         moved.staff |= ((staff_before | staff_after) if old != new
                         else (staff_before ^ staff_after) if new is not None else set())
     return moved
+
+
+#: the firm attributes a check-in is grouped by (its firm's)
+_FIRM_ATTRIBUTES = ("industry", "district", "street")
+#: the number each check-in part counts
+_COUNTED_FIELD = {"checkins": "firm_attendances", "reached": "firms_reached"}
+
+
+def _group_key(dim, at: dict, attributes: dict) -> tuple:
+    """The group keys by ``dim`` (None: the totals) of a row in the groups ``at`` {bank, branch, month: keys}, of a
+    firm with ``attributes``, as the parts hold them (``metrics._key``)."""
+    if dim is None:
+        return (None,)
+    return tuple(_key(v) for v in (at[dim] if dim in at else (attributes[dim],)))
+
+
+def _checkin_groups(c, dim, state, kinds: dict, attributes: dict) -> tuple:
+    """The groups by ``dim`` in which a check-in of a firm with ``attributes`` at an event in ``state`` (as logged:
+    campaign, date, status, organisers, industries, staff) counts in the view ``c``: none when the event does not
+    count there (``metrics._event_conds``: held, of the campaign, in the window, organised by the bank or branch
+    filtered), its month, its organising banks or branches (``fastsql._read_organisers``; ``kinds``: {organisation:
+    (a bank, its parent)}) or the firm's attribute."""
+    if state is None or c.empty:
+        return ()
+    campaign_id, held_on, status, organisers, _industries, _staff = state
+    if (status != EventStatus.HELD.value or campaign_id != c.campaign_id
+            or not c.start <= date.fromisoformat(held_on) <= c.end):
+        return ()
+    if c.bank_id is not None and not any(o == c.bank_id or kinds.get(o, (False, None))[1] == c.bank_id
+                                         for o in organisers):
+        return ()
+    if c.branch_id is not None and c.branch_id not in organisers:
+        return ()
+    banks = [(o, kinds[o][1]) for o in organisers if kinds.get(o, (False, None))[0]]
+    at = {"month": (held_on[:7],), "bank": _NO_ORGANISER[0], "branch": _NO_ORGANISER[1]}
+    if banks:
+        at["bank"] = tuple({o if parent is None else parent for o, parent in banks})
+        at["branch"] = tuple(o for o, parent in banks if parent is not None) or (None,)
+    return _group_key(dim, at, attributes)
