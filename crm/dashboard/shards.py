@@ -35,15 +35,20 @@ committed meanwhile by someone else would be missed).
 An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the one
 row of the ``event`` source and logs with it (table ``dashboard_event_change``, numbered by the row's count) the
 event's state before and after (campaign, date, status, organisers, industries, staff) and the check-in shards of
-the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, recomputes
-those shards' check-ins and firms reached, the staff part of the people on its staff and the events held (computed
-whole) only when a change moves the event's part there (:func:`_event_moves`): held or not, in its campaign and
-window or not, by month its month, with a bank or branch in the view its organisers, for the staff and the events
-held with an industry filter (and the events held by industry) its industries; the staff part also for the people
-who joined or left its staff. A date moved within its month and the window, or a new title, recompute nothing in
-any view; marked planned, its firms' and people's shards in every view. The events' organisers kept between views
-are read again after any change. A view kept since changes no longer logged (the last thousand are kept)
-recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
+the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, moves
+those shards' check-ins and firms reached, recomputes the staff part of the people on its staff and the events held
+(computed whole) only when a change moves the event's part there (:func:`_event_moves`): held or not, in its
+campaign and window or not, by month its month, with a bank or branch in the view its organisers, for the staff and
+the events held with an industry filter (and the events held by industry) its industries; the staff part also for
+the people who joined or left its staff. The check-ins are not recomputed over those shards but counted again firm
+by firm (:meth:`ShardedBackend._checkin_deltas`): each firm checked in at a changed event leaves the groups the
+event's state before gave its check-in and enters those of its state after, and is reached in a group when its
+visits or check-ins at other events put it there too, a few statements over those firms' rows only. That needs the
+parts to hold each event exactly as it was at the view's count, so a view whose check-in parts were computed while
+an event's change committed is not kept (``_settled``). A date moved within its month and the window, or a new
+title, move nothing in any view; marked planned, its firms' check-ins in every view. The events' organisers kept
+between views are read again after any change. A view kept since changes no longer logged (the last thousand are
+kept) recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
 bumps its staff's people shards. An event not held before nor after the change (planned or cancelled) moves
 nothing at all; a change inside a savepoint rolled back sends the transaction to a global slot. Its placement
 locks the event's row first on PostgreSQL and reads its state and its checked-in firms under that lock: a
@@ -413,8 +418,6 @@ class ShardedBackend(FastSqlBackend):
         now_events = current[EVENTS].get(0, 0)
         oldest = min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=now_events)
         changes = self._event_changes(oldest, now_events)
-        scope = current_scope()
-        countable = scope.all_banks or scope.restricted  # (the counts read check-ins across banks: see there)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
@@ -433,7 +436,7 @@ class ShardedBackend(FastSqlBackend):
                 shards = None if moved is None else moved.firm_shards
                 for name in CHECKIN_PARTS:
                     if name in stale[dim] and stale[dim][name] is not None:
-                        if shards is not None and countable:
+                        if shards is not None:
                             counting.setdefault(dim, {})[name] = shards - stale[dim][name]
                             since_by_dim[dim] = since
                         else:
@@ -494,9 +497,10 @@ class ShardedBackend(FastSqlBackend):
         changed event counts in the groups the event's state gives it (:func:`_checkin_groups`); the firm is reached
         in a group when a visit or a check-in at an event not changed puts it there as well. So each shard's firm
         attendances move by the pairs' groups after less before, and its firms reached by the firms whose set of
-        groups gained or lost one. The check-ins at the changed events are read across banks: a bank user's view is
-        filtered by their bank, which keeps exactly the events their scope shows (organised by the bank or its
-        branches), and an event no longer organised by it is out of the scope but was in the part."""
+        groups gained or lost one. The check-ins at the changed events are read across banks: a restricted scope's
+        view is filtered by its bank (``metrics._resolve``), which keeps exactly the events the scope
+        shows (organised by the bank or its branches), and an event no longer organised by it is out of the scope
+        now but was in the part."""
         width = snapshots.FIRM_SHARD_WIDTH
         last = {}  # event id -> its state now
         for event_id, _before, after, _shards in changes:
