@@ -1263,8 +1263,8 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     held by industry; its organisers changed, the views with a bank in them (check-ins, staff, events held); moved
     to another month, the views by month; held no more or again, every view; restaffed, the staff of the people who
     joined. Where a part moves nothing, none of its statements runs; where it moves, only for the event's firms'
-    and people's shards, the check-ins counted again firm by firm instead of recomputed; every view equals the
-    reference each time."""
+    and people's shards, the check-ins counted again firm by firm and the events held event by event instead of
+    recomputed; every view equals the reference each time."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1311,7 +1311,14 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
 
     monkeypatch.setattr(small, "_parts", spy_parts)
     monkeypatch.setattr(small, "_whole", spy_whole)
+    count_events = shards._count_events
+
+    def spy_count_events(*args):
+        ran.append(("events counted", None))
+        return count_events(*args)
+
     monkeypatch.setattr(small, "_checkin_deltas", spy_counting)
+    monkeypatch.setattr(shards, "_count_events", spy_count_events)
     people = staff
 
     def refreshed(changes) -> dict:
@@ -1341,8 +1348,8 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     assert refreshed(dict(held_on=day)) == {}
     assert refreshed(dict(title="改了名字")) == {}
     retagged = ["biomedicine"] if tags != ["biomedicine"] else ["ai"]
-    assert refreshed(dict(industry_codes=retagged)) == {"by industry": {"events"}}
-    both = {"checkins counted", "reached counted", "staff", "events"}
+    assert refreshed(dict(industry_codes=retagged)) == {"by industry": {"events counted"}}
+    both = {"checkins counted", "reached counted", "staff", "events counted"}
     assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank": both, "bank's": both}
     assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month": both}
     every = {name: both - ({"staff"} if name == "by industry" else set()) for name in views}  # (no staff by industry)

@@ -80,7 +80,9 @@ from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import _NO_ORGANISER, FastSqlBackend, forget_view_rows, per_transaction
-from crm.dashboard.metrics import _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _key, _month, shard_ranges
+from crm.dashboard.metrics import (
+    _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _group, _key, _month, shard_ranges,
+)
 from crm.events.models import Event, EventStatus, Registration
 from crm.extensions import db
 from crm.firms.models import Firm
@@ -363,6 +365,10 @@ class ShardedBackend(FastSqlBackend):
     def _wanted(name: str, dim) -> bool:
         return dim is None or any(dim in _FAMILY_DIMS[family] for family in PARTS[name].families)
 
+    @staticmethod
+    def _wanted_whole(dim) -> bool:
+        return dim is None or any(dim in _FAMILY_DIMS[family] for family in WHOLE_FAMILIES)
+
     def _compute_whole(self, c, dims: tuple, current) -> dict:
         """{dim: a new entry} holding every shard's parts of the view by each of ``dims`` (none: {})."""
         entries = {dim: _Entry() for dim in dims}
@@ -413,6 +419,7 @@ class ShardedBackend(FastSqlBackend):
         recomputed for every breakdown at once, from one set of statements."""
         stale: dict = {}  # dim -> {part: stale shards, None for all}
         events_moved = []
+        events_counting: dict = {}  # dim -> the changes since its count, which move its events held
         counting: dict = {}  # dim -> {check-in part: shards whose firms' check-ins events' changes move}
         since_by_dim: dict = {}
         now_events = current[EVENTS].get(0, 0)
@@ -431,8 +438,10 @@ class ShardedBackend(FastSqlBackend):
             if written[EVENTS]:
                 since = changes(entry.versions[EVENTS].get(0, 0))
                 moved = None if since is None else _event_moves(c, dim, since)
-                if moved is None or moved.events:
-                    events_moved.append(dim)
+                if moved is None or (moved.events and any(event_id is None for event_id, *_ in since)):
+                    events_moved.append(dim)  # (a new event's state is not logged: the events held again)
+                elif moved.events and self._wanted_whole(dim):
+                    events_counting[dim] = since
                 shards = None if moved is None else moved.firm_shards
                 for name in CHECKIN_PARTS:
                     if name in stale[dim] and stale[dim][name] is not None:
@@ -477,7 +486,15 @@ class ShardedBackend(FastSqlBackend):
             entries[dim].put(name, shard, part)
             counted.update(snapshots.SOURCES[source] + shard for source in PARTS["reached"].sources)
         self.stats["shards_counted"] += len(deltas)
-        if events_moved:  # an event's date, status, campaign or organisers: the events held again
+        kinds = _organisation_kinds(changes(oldest)) if events_counting else {}
+        for dim, since in events_counting.items():  # (a few events changed: counted again, each one)
+            whole = _count_events(c, dim, since, kinds, entries[dim].whole)
+            if whole is None:
+                events_moved.append(dim)
+            else:
+                entries[dim].whole = whole
+        recounted |= bool(events_counting or events_moved)
+        if events_moved:  # a new event, or changes no longer logged: the events held again
             for dim, whole in self._whole(c, tuple(events_moved)).items():
                 entries[dim].whole = whole
         for dim in stale:
@@ -524,32 +541,29 @@ class ShardedBackend(FastSqlBackend):
             at.setdefault(firm_id, []).append(event_id)
         dims = tuple(counting)
         firms = sorted(at)
-        # the organisations the states name: a bank's own id, a branch's bank
-        orgs = {org_id for _e, before, after, _s in changes for state in (before, after) if state
-                for org_id in state[3]}
-        kinds = {org_id: (kind == OrgKind.BANK, parent_id) for org_id, kind, parent_id in db.session.execute(
-            sa.select(Organisation.id, Organisation.kind, Organisation.parent_id)
-            .where(Organisation.id.in_(sorted(orgs))))} if orgs else {}
+        kinds = _organisation_kinds(changes)
         # the firms' other ways into each group (for firms reached): their visits, their check-ins at other events
         others: dict = {dim: {} for dim in dims}
         if firms and any("reached" in by_name for by_name in counting.values()):
             visits = db.session.execute(self.visits_from(c, Visit.firm_id, Visit.bank_id, Visit.branch_id,
                                                          _month(Visit.visited_on))
                                         .where(Visit.firm_id.in_(firms)).distinct()).all()
-            checkins = db.session.execute(self.attendances_from(c, Registration.firm_id, Registration.event_id,
-                                                                _month(Event.held_on))
-                                          .where(Registration.firm_id.in_(firms), Registration.event_id.not_in(events))
-                                          .distinct()).all()
-            organisers = self._organisers({event_id for _f, event_id, _m in checkins}, dims)
+            # their check-ins at the events not changed, as the groups they fall in (the reference's grouping):
+            # a firm at many events is in a few months and banks (by month also: whether it has any at all)
+            checkins = {}
+            for by in sorted({"month"} | ({"bank", "branch"} & set(dims))):
+                stmt, g = _group(self.attendances_from(c, Registration.firm_id).where(
+                    Registration.firm_id.in_(firms), Registration.event_id.not_in(events)),
+                    by, date_col=Event.held_on, event_col=Event.id)
+                checkins[by] = db.session.execute(stmt.add_columns(g).distinct()).all()
             for dim in dims:
                 found = others[dim]
                 for firm_id, bank, branch, month in visits:
                     found.setdefault(firm_id, set()).add(_group_key(dim, {"bank": (bank,), "branch": (branch,),
                                                                           "month": (month,)}, attributes[firm_id])[0])
-                for firm_id, event_id, month in checkins:
-                    banks, branches = organisers.get(event_id, _NO_ORGANISER)
-                    found.setdefault(firm_id, set()).update(_group_key(dim, {"bank": banks, "branch": branches,
-                                                                             "month": (month,)}, attributes[firm_id]))
+                for firm_id, g in checkins[dim if dim in checkins else "month"]:
+                    found.setdefault(firm_id, set()).add(_group_key(dim, {dim: (g,)} if dim in checkins else {},
+                                                                    attributes[firm_id])[0])
         deltas, uncounted = {}, set()
         for dim, by_name in counting.items():
             before = {}
@@ -650,23 +664,58 @@ def _group_key(dim, at: dict, attributes: dict) -> tuple:
     return tuple(_key(v) for v in (at[dim] if dim in at else (attributes[dim],)))
 
 
-def _checkin_groups(c, dim, state, kinds: dict, attributes: dict) -> tuple:
+def _organisation_kinds(changes: list) -> dict:
+    """{organisation: (whether a bank, its parent)} of the organisers the events' states ``changes`` name."""
+    orgs = sorted({org_id for _e, before, after, _s in changes for state in (before, after) if state
+                   for org_id in state[3]})
+    if not orgs:
+        return {}
+    return {org_id: (kind == OrgKind.BANK, parent_id) for org_id, kind, parent_id in db.session.execute(
+        sa.select(Organisation.id, Organisation.kind, Organisation.parent_id).where(Organisation.id.in_(orgs)))}
+
+
+def _count_events(c, dim, since: list, kinds: dict, whole: dict) -> Optional[dict]:
+    """The events held by ``dim`` (``whole``: as the view's entry holds them, {group: {"events_held": n}}) after
+    the stored events' changes ``since``: each changed event leaves the groups its first state before gave it and
+    enters those of its last state after (:func:`_checkin_groups`, by its industry tags); None when a count comes
+    out below zero (never, when ``whole`` holds what it should)."""
+    first, last = {}, {}
+    for event_id, before, after, _shards in since:
+        first.setdefault(event_id, before)
+        last[event_id] = after
+    counts = {g: raw.get("events_held", 0) for g, raw in whole.items()}
+    for event_id in first:
+        for state, sign in ((first[event_id], -1), (last[event_id], 1)):
+            for g in _checkin_groups(c, dim, state, kinds, {}, tags=True):
+                counts[g] = counts.get(g, 0) + sign
+    if any(n < 0 for n in counts.values()):
+        return None
+    # (a group with none held has no row, but the totals always have one, as the statement answers)
+    return {g: {**whole.get(g, {}), "events_held": n} for g, n in counts.items() if n or dim is None}
+
+
+def _checkin_groups(c, dim, state, kinds: dict, attributes: dict, tags: bool = False) -> tuple:
     """The groups by ``dim`` in which a check-in of a firm with ``attributes`` at an event in ``state`` (as logged:
     campaign, date, status, organisers, industries, staff) counts in the view ``c``: none when the event does not
     count there (``metrics._event_conds``: held, of the campaign, in the window, organised by the bank or branch
     filtered), its month, its organising banks or branches (``fastsql._read_organisers``; ``kinds``: {organisation:
-    (a bank, its parent)}) or the firm's attribute."""
+    (a bank, its parent)}) or the firm's attribute. ``tags``: the groups of the event itself, among the events
+    held (``metrics._events_from``): kept by the industry filter only when tagged with it, by industry its tags
+    (none: the outer join's None)."""
     if state is None or c.empty:
         return ()
-    campaign_id, held_on, status, organisers, _industries, _staff = state
+    campaign_id, held_on, status, organisers, industries, _staff = state
     if (status != EventStatus.HELD.value or campaign_id != c.campaign_id
-            or not c.start <= date.fromisoformat(held_on) <= c.end):
+            or not c.start <= date.fromisoformat(held_on) <= c.end or (tags and c.industry
+                                                                        and c.industry not in industries)):
         return ()
     if c.bank_id is not None and not any(o == c.bank_id or kinds.get(o, (False, None))[1] == c.bank_id
                                          for o in organisers):
         return ()
     if c.branch_id is not None and c.branch_id not in organisers:
         return ()
+    if tags and dim == "industry":
+        return tuple(_key(code) for code in industries) or (_key(None),)
     banks = [(o, kinds[o][1]) for o in organisers if kinds.get(o, (False, None))[0]]
     at = {"month": (held_on[:7],), "bank": _NO_ORGANISER[0], "branch": _NO_ORGANISER[1]}
     if banks:
