@@ -1263,8 +1263,8 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     held by industry; its organisers changed, the views with a bank in them (check-ins, staff, events held); moved
     to another month, the views by month; held no more or again, every view; restaffed, the staff of the people who
     joined. Where a part moves nothing, none of its statements runs; where it moves, only for the event's firms'
-    and people's shards, the check-ins counted again firm by firm and the events held event by event instead of
-    recomputed; every view equals the reference each time."""
+    and people's shards, the check-ins counted again firm by firm, the staff person by person and the events held
+    event by event instead of recomputed; every view equals the reference each time."""
     from datetime import timedelta
 
     from crm.events import services as event_services
@@ -1311,6 +1311,16 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
 
     monkeypatch.setattr(small, "_parts", spy_parts)
     monkeypatch.setattr(small, "_whole", spy_whole)
+    staff_counting = small._staff_deltas
+
+    def spy_staff_counting(*args):
+        deltas, uncounted = staff_counting(*args)
+        assert not uncounted
+        counted = {shard for _dim, _part, shard in deltas}
+        if counted:
+            ran.append(("staff counted", counted))
+        return deltas, uncounted
+
     count_events = shards._count_events
 
     def spy_count_events(*args):
@@ -1319,6 +1329,7 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
 
     monkeypatch.setattr(small, "_checkin_deltas", spy_counting)
     monkeypatch.setattr(shards, "_count_events", spy_count_events)
+    monkeypatch.setattr(small, "_staff_deltas", spy_staff_counting)
     people = staff
 
     def refreshed(changes) -> dict:
@@ -1335,9 +1346,9 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
                 assert _plain(got) == _plain(compute_metrics(f, dims, backend=REFERENCE)), (changes, name)
                 for part, some in ran:
                     if some is not None:  # (some shards: the event's firms' or people's, no other)
-                        assert part not in shards.CHECKIN_PARTS, (changes, name)  # (counted, not recomputed)
-                        assert set(some) == (firm_shards if part.endswith(" counted")
-                                             else {u // 2 for u in people}), (changes, name, part)
+                        assert part not in shards.EVENT_PARTS, (changes, name)  # (counted, not recomputed)
+                        assert set(some) == ({u // 2 for u in people} if part == "staff counted"
+                                             else firm_shards), (changes, name, part)
                 if ran:
                     moved[name] = {part for part, _shards in ran}
         db.session.commit()
@@ -1349,16 +1360,18 @@ def test_an_events_change_recomputes_only_what_it_moves_in_each_view(small, monk
     assert refreshed(dict(title="改了名字")) == {}
     retagged = ["biomedicine"] if tags != ["biomedicine"] else ["ai"]
     assert refreshed(dict(industry_codes=retagged)) == {"by industry": {"events counted"}}
-    both = {"checkins counted", "reached counted", "staff", "events counted"}
+    both = {"checkins counted", "reached counted", "staff counted", "events counted"}
     assert refreshed(dict(organiser_ids=[bank.id, other_bank.id])) == {"by bank": both, "bank's": both}
     assert refreshed(dict(held_on=day + timedelta(days=40))) == {"by month": both}
-    every = {name: both - ({"staff"} if name == "by industry" else set()) for name in views}  # (no staff by industry)
+    every = {name: both - ({"staff counted"} if name == "by industry" else set()) for name in views}  # (no staff by
+    # industry)
     assert refreshed(dict(status=EventStatus.CANCELLED)) == every
     assert refreshed(dict(held_on=day)) == {}  # (cancelled before and after: not even logged)
     assert refreshed(dict(status=EventStatus.HELD)) == every
     people = {newcomer.id}
-    assert refreshed(dict(staff_ids=[*staff, newcomer.id])) == {name: {"staff"} for name in views
-                                                                if name != "by industry"}
+    assert refreshed(dict(staff_ids=[*staff, newcomer.id])) == {  # (another bank's person: not in the bank's view)
+        name: {"staff counted"} for name in views if name != "by industry"
+        and (name != "bank's" or newcomer.bank_id == bank.id)}
 
 
 def test_an_events_change_rolled_back_with_its_savepoint_sends_the_transaction_to_a_global_slot(small):

@@ -34,7 +34,7 @@ from crm.dashboard.metrics import (
     _firm_conds, _group, _grouped_rows, _ip_product_codes, _month, _overrides, _shard_conds, _shard_of,
     _staff_grouped, _tier_days_expr, _visit_conds, _workdays,
 )
-from crm.events.models import Event, Registration, event_industry, event_organiser
+from crm.events.models import Event, Registration, event_industry, event_organiser, event_staff
 from crm.extensions import db
 from crm.firms.models import Firm
 from crm.orgs.models import Organisation, OrgKind
@@ -404,10 +404,20 @@ class FastSqlBackend(SqlBackend):
         return acc.rows()
 
     def _staff_by_dims(self, c, dims):
-        """The people taking part, read by one statement: (user, their bank, the record's bank, branch and month)
-        of visits as RM and as companion, and (user, their bank, month, event) of event staff."""
+        """The people taking part, read by one statement (:meth:`staff_rows`)."""
         found = _Distinct(dims)
         width = c.shards.user_width
+        for user_id, groups in self.staff_groups(c, dims, self.staff_rows(c)):
+            found.add(user_id, user_id // width, groups)
+        return found.rows("staff_participating")
+
+    def staff_rows(self, c, users: Optional[list] = None, other_than: tuple = ()) -> list:
+        """(user, their bank, the record's bank, branch and month, None) of visits as RM and as companion, and
+        (user, their bank, None, None, month, event) of event staff, of ``c``'s user shards or (``users``) of those
+        users, at events but ``other_than``."""
+        def user_conds(col) -> list:
+            return _shard_conds(c, col, "user") if users is None else [col.in_(users)]
+
         no_id = sa.cast(sa.null(), sa.Integer)
         reads = []
         for user_col, companions in ((Visit.rm_id, False), (visit_companion.c.user_id, True)):
@@ -415,23 +425,29 @@ class FastSqlBackend(SqlBackend):
                                     Visit.branch_id.label("branch_id"), _month(Visit.visited_on).label("month"))
             if companions:
                 stmt = stmt.join(visit_companion, visit_companion.c.visit_id == Visit.id)
-            pairs = stmt.where(*_shard_conds(c, user_col, "user")).distinct().subquery()
+            pairs = stmt.where(*user_conds(user_col)).distinct().subquery()
             reads.append(sa.select(pairs.c.user_id, User.bank_id, pairs.c.bank_id, pairs.c.branch_id, pairs.c.month,
                                    no_id.label("event_id"))
                          .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
-        reads.append(_event_staff_from(c).add_columns(User.bank_id, no_id, no_id, _month(Event.held_on),
-                                                      Event.id).distinct())
-        rows = db.session.execute(sa.union_all(*reads)).all()
+        staff = _event_staff_from(c)  # (with the shards' conditions)
+        if users is not None:
+            staff = staff.where(event_staff.c.user_id.in_(users))
+        if other_than:
+            staff = staff.where(Event.id.not_in(other_than))
+        reads.append(staff.add_columns(User.bank_id, no_id, no_id, _month(Event.held_on), Event.id).distinct())
+        return db.session.execute(sa.union_all(*reads)).all()
+
+    def staff_groups(self, c, dims, rows):
+        """(user, {dim: their groups}) of each of :meth:`staff_rows`: per bank, a bank's own people in its records
+        and at the events it organised (``_staff_grouped``)."""
         organisers = self._organisers({row[5] for row in rows if row[5] is not None}, dims)
         for user_id, own_bank, bank, branch, month, event_id in rows:
-            if event_id is None:  # per bank, a bank's own people in its records (``_staff_grouped``)
-                found.add(user_id, user_id // width,
-                          {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)})
+            if event_id is None:
+                yield user_id, {"bank": (bank,) if bank == own_bank else (), "branch": (branch,), "month": (month,)}
             else:
                 banks, branches = organisers.get(event_id, _NO_ORGANISER)
-                found.add(user_id, user_id // width,
-                          {"bank": tuple(b for b in banks if b == own_bank), "branch": branches, "month": (month,)})
-        return found.rows("staff_participating")
+                yield user_id, {"bank": tuple(b for b in banks if b == own_bank), "branch": branches,
+                                "month": (month,)}
 
     def _organisers(self, event_ids: set, dims: tuple, within: Optional[sa.Select] = None) -> dict:
         """{event id: (banks, branches)} of ``event_ids`` (:func:`_read_organisers`), when a breakdown needs them;

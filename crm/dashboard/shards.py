@@ -81,7 +81,7 @@ from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
 from crm.dashboard.fastsql import _NO_ORGANISER, FastSqlBackend, forget_view_rows, per_transaction
 from crm.dashboard.metrics import (
-    _FAMILY_DIMS, Names, ShardSpec, _firm_conds, _group, _key, _month, shard_ranges,
+    _FAMILY_DIMS, Names, ShardSpec, _bank_user_conds, _firm_conds, _group, _key, _month, shard_ranges,
 )
 from crm.events.models import Event, EventStatus, Registration
 from crm.extensions import db
@@ -120,7 +120,10 @@ WHOLE_FAMILIES = ("events",)
 EVENTS = "event"
 #: the parts that count check-ins: a held event's change (logged with the ``event`` row, ``snapshots._bump``) makes
 #: the check-in shards of its firms stale for them, in the views it moves (:func:`_event_moves`)
-CHECKIN_PARTS = ("checkins", "reached")
+CHECKIN_PARTS = frozenset({"checkins", "reached"})
+#: the parts that read events' states (with the events held): those an event's change moves by counting again from
+#: the state they were computed with, which must be known (``ShardedBackend._settled``)
+EVENT_PARTS = CHECKIN_PARTS | {"staff"}
 #: the source of organisations' names, short names and codes (one row: ``snapshots.NAMES_SLOT``): only the labels and
 #: codes kept with the other facts (:meth:`ShardedBackend.known`) read them; no part does
 NAMES = "names"
@@ -412,8 +415,9 @@ class ShardedBackend(FastSqlBackend):
     def _refresh(self, entries: dict, c, current) -> tuple[set, set, bool]:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
         computed; (the dims refreshed (none: nothing was written since), the slots of the sources of the shards
-        whose check-ins were counted again firm by firm after events' changes (:meth:`_checkin_deltas`), whether
-        any check-in part was recomputed or counted).
+        whose check-ins or staff were counted again after events' changes (:meth:`_checkin_deltas`,
+        :meth:`_staff_deltas`), whether any part reading events (:data:`EVENT_PARTS`, the events held) was recomputed
+        or counted).
 
         The entries of one view were computed together and go stale together, so each part's stale shards are
         recomputed for every breakdown at once, from one set of statements."""
@@ -445,19 +449,27 @@ class ShardedBackend(FastSqlBackend):
                 shards = None if moved is None else moved.firm_shards
                 for name in CHECKIN_PARTS:
                     if name in stale[dim] and stale[dim][name] is not None:
-                        if shards is not None:
+                        if shards is None:
+                            stale[dim][name] = None
+                        else:
                             counting.setdefault(dim, {})[name] = shards - stale[dim][name]
                             since_by_dim[dim] = since
-                        else:
-                            stale[dim][name] = None if shards is None else stale[dim][name] | shards
                 if "staff" in stale[dim] and stale[dim]["staff"] is not None:
-                    stale[dim]["staff"] = (None if moved is None else stale[dim]["staff"]
-                                           | {u // snapshots.USER_SHARD_WIDTH for u in moved.staff})
+                    if moved is None:
+                        stale[dim]["staff"] = None
+                    else:
+                        counting.setdefault(dim, {})["staff"] = ({u // snapshots.USER_SHARD_WIDTH for u in moved.staff}
+                                                                 - stale[dim]["staff"])
+                        since_by_dim[dim] = since
         got = self._checkin_deltas(c, entries, counting, since_by_dim, changes(oldest)) if counting else ({}, set())
         if got is None:  # (too many firms: their shards are recomputed)
             got = {}, {(dim, name, shard) for dim, by_name in counting.items() for name, shards in by_name.items()
-                       for shard in shards}
+                       if name in CHECKIN_PARTS for shard in shards}
         deltas, uncounted = got
+        if any("staff" in by_name for by_name in counting.values()):
+            staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, changes(oldest))
+            deltas.update(staff_deltas)
+            uncounted |= staff_uncounted
         recounted = bool(deltas)
         for dim, name, shard in uncounted:
             stale[dim][name].add(shard)
@@ -480,11 +492,12 @@ class ShardedBackend(FastSqlBackend):
                     entries[dim].put(name, shard, parts.get(shard))
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
-            recounted |= bool(jobs) and name in CHECKIN_PARTS
+            recounted |= bool(jobs) and name in EVENT_PARTS
         counted = set()
         for (dim, name, shard), part in deltas.items():
             entries[dim].put(name, shard, part)
-            counted.update(snapshots.SOURCES[source] + shard for source in PARTS["reached"].sources)
+            counted.update(snapshots.SOURCES[source] + shard
+                           for source in PARTS["staff" if name == "staff" else "reached"].sources)
         self.stats["shards_counted"] += len(deltas)
         kinds = _organisation_kinds(changes(oldest)) if events_counting else {}
         for dim, since in events_counting.items():  # (a few events changed: counted again, each one)
@@ -523,7 +536,8 @@ class ShardedBackend(FastSqlBackend):
         for event_id, _before, after, _shards in changes:
             if event_id is not None:
                 last[event_id] = after
-        shards = set().union(*(s for by_name in counting.values() for s in by_name.values()))
+        shards = set().union(*(s for by_name in counting.values() for name, s in by_name.items()
+                               if name in CHECKIN_PARTS))
         if not last or not shards:
             return {}, set()
         events = sorted(last)
@@ -539,7 +553,7 @@ class ShardedBackend(FastSqlBackend):
         at: dict = {}  # firm -> the changed events it checked in at
         for event_id, firm_id, *_values in rows:
             at.setdefault(firm_id, []).append(event_id)
-        dims = tuple(counting)
+        dims = tuple(dim for dim, by_name in counting.items() if CHECKIN_PARTS & by_name.keys())
         firms = sorted(at)
         kinds = _organisation_kinds(changes)
         # the firms' other ways into each group (for firms reached): their visits, their check-ins at other events
@@ -565,7 +579,8 @@ class ShardedBackend(FastSqlBackend):
                     found.setdefault(firm_id, set()).add(_group_key(dim, {dim: (g,)} if dim in checkins else {},
                                                                     attributes[firm_id])[0])
         deltas, uncounted = {}, set()
-        for dim, by_name in counting.items():
+        for dim in dims:
+            by_name = counting[dim]
             before = {}
             for event_id, state, _after, _shards in since_by_dim[dim]:
                 if event_id is not None:
@@ -588,16 +603,52 @@ class ShardedBackend(FastSqlBackend):
                         move[g] = move.get(g, 0) + 1
                     for g in was_in - now_in:
                         move[g] = move.get(g, 0) - 1
-            for (name, shard), move in moves.items():
-                field = _COUNTED_FIELD[name]
-                part = {g: dict(raw) for g, raw in (entries[dim].parts[name].get(shard) or {}).items()}
-                for g, change in move.items():
-                    if change:
-                        part.setdefault(g, {})[field] = part.get(g, {}).get(field, 0) + change
-                if any(raw.get(field, 0) < 0 for raw in part.values()):
-                    uncounted.add((dim, name, shard))  # (never, when the parts hold what they should)
+            _move_parts(entries[dim], dim, moves, deltas, uncounted)
+        return deltas, uncounted
+
+    def _staff_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list) -> tuple:
+        """The staff parts of the user shards in ``counting`` ({dim: {"staff": shards}}) after the held events'
+        changes ``changes``, counted person by person instead of recomputed, as :meth:`_checkin_deltas` counts
+        firms: a person on a changed event's staff before or after takes part in the groups its state gives them
+        (``_staff_event_groups``), and in those their visits and their other events put them in."""
+        width = snapshots.USER_SHARD_WIDTH
+        last = {event_id: after for event_id, _before, after, _shards in changes if event_id is not None}
+        shards = set().union(*(by_name.get("staff", set()) for by_name in counting.values()))
+        people = sorted({u for event_id, before, after, _s in changes if event_id is not None
+                         for state in (before, after) if state for u in state[5] if u // width in shards})
+        if not people:
+            return {}, set()
+        own = dict(db.session.execute(sa.select(User.id, User.bank_id).where(User.id.in_(people),
+                                                                            *_bank_user_conds(c))).all())
+        dims = tuple(dim for dim, by_name in counting.items() if "staff" in by_name)
+        others: dict = {dim: {} for dim in dims}
+        if own:
+            rows = self.staff_rows(c, users=sorted(own), other_than=tuple(sorted(last)))
+            for user_id, groups in self.staff_groups(c, dims, rows):
+                for dim in dims:
+                    others[dim].setdefault(user_id, set()).update(_group_key(dim, groups, {}))
+        kinds = _organisation_kinds(changes)
+        deltas, uncounted = {}, set()
+        for dim in dims:
+            before = {}
+            for event_id, state, _after, _shards in since_by_dim[dim]:
+                if event_id is not None:
+                    before.setdefault(event_id, state)
+            moves: dict = {}
+            for user_id, bank_id in own.items():
+                shard = user_id // width
+                if shard not in counting[dim]["staff"]:
                     continue
-                deltas[(dim, name, shard)] = {g: raw for g, raw in part.items() if any(raw.values())}
+                other = others[dim].get(user_id, set())
+                was_in = other.union(*(_staff_event_groups(c, dim, before.get(e, last[e]), kinds, user_id, bank_id)
+                                       for e in last))
+                now_in = other.union(*(_staff_event_groups(c, dim, last[e], kinds, user_id, bank_id) for e in last))
+                move = moves.setdefault(("staff", shard), {})
+                for g in now_in - was_in:
+                    move[g] = move.get(g, 0) + 1
+                for g in was_in - now_in:
+                    move[g] = move.get(g, 0) - 1
+            _move_parts(entries[dim], dim, moves, deltas, uncounted)
         return deltas, uncounted
 
 @dataclasses.dataclass
@@ -650,10 +701,36 @@ def _event_moves(c, dim, changes: list) -> _EventMoves:
     return moved
 
 
+def _move_parts(entry: "_Entry", dim, moves: dict, deltas: dict, uncounted: set) -> None:
+    """Put in ``deltas`` {(dim, part, shard): new part} the entry's parts moved by ``moves`` {(part, shard): {group:
+    change}}; a part whose count would come out below zero (never, when the parts hold what they should) in
+    ``uncounted`` instead, to be recomputed."""
+    for (name, shard), move in moves.items():
+        field = _COUNTED_FIELD[name]
+        part = {g: dict(raw) for g, raw in (entry.parts[name].get(shard) or {}).items()}
+        for g, change in move.items():
+            if change:
+                part.setdefault(g, {})[field] = part.get(g, {}).get(field, 0) + change
+        if any(raw.get(field, 0) < 0 for raw in part.values()):
+            uncounted.add((dim, name, shard))
+            continue
+        deltas[(dim, name, shard)] = {g: raw for g, raw in part.items() if any(raw.values())}
+
+
+def _staff_event_groups(c, dim, state, kinds: dict, user_id: int, own_bank: int) -> tuple:
+    """The groups by ``dim`` in which a bank user (of ``own_bank``) on the staff of an event in ``state`` takes
+    part through it (``metrics._staff_grouped``): the event's groups among the events held, by bank only their
+    own bank's."""
+    if state is None or user_id not in state[5]:
+        return ()
+    groups = _checkin_groups(c, dim, state, kinds, {}, tags=True)
+    return tuple(g for g in groups if g == _key(own_bank)) if dim == "bank" else groups
+
+
 #: the firm attributes a check-in is grouped by (its firm's)
 _FIRM_ATTRIBUTES = ("industry", "district", "street")
 #: the number each check-in part counts
-_COUNTED_FIELD = {"checkins": "firm_attendances", "reached": "firms_reached"}
+_COUNTED_FIELD = {"checkins": "firm_attendances", "reached": "firms_reached", "staff": "staff_participating"}
 
 
 def _group_key(dim, at: dict, attributes: dict) -> tuple:
