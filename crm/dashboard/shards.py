@@ -36,17 +36,19 @@ An event's date, status, campaign, organisers, industries or staff changed (thro
 row of the ``event`` source and logs with it (table ``dashboard_event_change``, numbered by the row's count) the
 event's state before and after (campaign, date, status, organisers, industries, staff) and the check-in shards of
 the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, moves
-those shards' check-ins and firms reached, recomputes the staff part of the people on its staff and the events held
-(computed whole) only when a change moves the event's part there (:func:`_event_moves`): held or not, in its
-campaign and window or not, by month its month, with a bank or branch in the view its organisers, for the staff and
-the events held with an industry filter (and the events held by industry) its industries; the staff part also for
-the people who joined or left its staff. The check-ins are not recomputed over those shards but counted again firm
-by firm (:meth:`ShardedBackend._checkin_deltas`): each firm checked in at a changed event leaves the groups the
-event's state before gave its check-in and enters those of its state after, and is reached in a group when its
-visits or check-ins at other events put it there too, a few statements over those firms' rows only. That needs the
-parts to hold each event exactly as it was at the view's count, so a view whose check-in parts were computed while
-an event's change committed is not kept (``_settled``). A date moved within its month and the window, or a new
-title, move nothing in any view; marked planned, its firms' check-ins in every view. The events' organisers kept
+those shards' check-ins and firms reached, the staff of the people on its staff and the events held only when a
+change moves the event's part there (:func:`_event_moves`): held or not, in its campaign and window or not, by
+month its month, with a bank or branch in the view its organisers, for the staff and the events held with an
+industry filter (and the events held by industry) its industries; the staff also for the people who joined or left
+its staff. None of them is recomputed over its shards: each is counted again, only for what the event touches.
+Each firm checked in at a changed event leaves the groups the event's state before gave its check-in and enters
+those of its state after, and is reached in a group when its visits or check-ins at other events put it there too
+(:meth:`ShardedBackend._checkin_deltas`); each person on its staff likewise, with their visits and other events
+(:meth:`ShardedBackend._staff_deltas`); the event itself among the events held (:func:`_count_events`). A few
+statements over those firms' and people's rows only. That needs the parts to hold each event exactly as it was at
+the view's count, so a view whose parts reading events were computed while an event's change committed is not
+kept (``_settled``). A date moved within its month and the window, or a new title, move nothing in any view;
+marked planned, its firms' check-ins, its people and the event itself in every view. The events' organisers kept
 between views are read again after any change. A view kept since changes no longer logged (the last thousand are
 kept) recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
 bumps its staff's people shards. An event not held before nor after the change (planned or cancelled) moves
