@@ -1839,3 +1839,49 @@ def test_a_view_computed_while_an_event_changes_is_not_kept(small, monkeypatch):
         _exact(small, f)
         assert small.stats["cold"] == cold + len(DIMENSIONS) + 1 and small.stats["shards_counted"]
     db.session.commit()
+
+
+def test_a_firm_reached_through_another_event_stays_reached_when_one_event_changes(small):
+    """Counting an event's check-ins again firm by firm: a firm with no visit, checked in at the changed event and
+    at another held by a branch of the same bank, stays reached (in the totals, by bank through the branch's bank,
+    by branch, by month) when the first is cancelled, moved or given other organisers; every view equals the
+    reference (it fails when the other check-ins are ignored or grouped by bank as by branch)."""
+    from datetime import timedelta
+
+    from crm.events import services as event_services
+    from crm.events.models import RegistrationSource
+
+    facts = _facts()
+    bureau = facts["bureau"]
+    event, _firms = _busy_event()
+    campaign = db.session.get(Campaign, event.campaign_id)
+    bank = next(b for b in facts["banks"] if any(br.parent_id == b.id for br in facts["branches"]))
+    branch = next(br for br in facts["branches"] if br.parent_id == bank.id)
+    other_bank = next(b for b in facts["banks"] if b.id != bank.id)
+    firm_id = min(_checked_in_firms(event.id))
+    with scoped(SYSTEM):
+        other = event_services.create_event(event_data(event, code="", title="支行专场", organiser_ids=[branch.id],
+                                                       staff_ids=[], industry_codes=[]), bureau)
+        db.session.flush()
+        for visit in db.session.scalars(sa.select(Visit).where(Visit.firm_id == firm_id)):
+            visit.is_deleted = True  # (reached through check-ins alone)
+        db.session.add(Registration(event_id=other.id, firm_id=firm_id, person_name="王五", mobile="13700137000",
+                                    source=RegistrationSource.INVITED, checked_in_at=datetime.now(timezone.utc),
+                                    checkin_method=CheckinMethod.PAPER))
+        db.session.flush()
+        event = db.session.get(Event, event.id)
+        event_services.update_event(event, event_data(event, organiser_ids=[bank.id]), bureau)
+    db.session.commit()
+    filters = [MetricFilter(campaign.id), MetricFilter(campaign.id, bank_id=bank.id)]
+    scopes = [scope_for(bureau)]
+    _check(small, filters, scopes)
+    cold, counted = small.stats["cold"], small.stats["shards_counted"]
+    for changes in (dict(status=EventStatus.CANCELLED), dict(status=EventStatus.HELD),
+                    dict(held_on=other.held_on), dict(organiser_ids=[other_bank.id]),
+                    dict(held_on=event.held_on + timedelta(days=35))):
+        event = db.session.get(Event, event.id)
+        with scoped(scope_for(bureau)):
+            event_services.update_event(event, event_data(event, **changes), bureau)
+        db.session.commit()
+        _check(small, filters, scopes)
+    assert small.stats["cold"] == cold and small.stats["shards_counted"] > counted
