@@ -459,20 +459,28 @@ class ShardedBackend(FastSqlBackend):
                 if "staff" in stale[dim] and stale[dim]["staff"] is not None:
                     if moved is None:
                         stale[dim]["staff"] = None
+                    elif _firm_conds(c):  # (their visits are filtered by firms' attributes, which no slot of
+                        # theirs settles: recomputed, as a firm's change makes them, ``_settled``)
+                        stale[dim]["staff"] |= {u // snapshots.USER_SHARD_WIDTH for u in moved.staff}
                     else:
                         counting.setdefault(dim, {})["staff"] = ({u // snapshots.USER_SHARD_WIDTH for u in moved.staff}
                                                                  - stale[dim]["staff"])
                         since_by_dim[dim] = since
-        got = self._checkin_deltas(c, entries, counting, since_by_dim, changes(oldest)) if counting else ({}, set())
+        # (each entry's changes are the last ones of one sequence: the longest holds every other's; the oldest
+        # entry's may be gone from the log, its parts then recomputed over every shard)
+        widest = max((*since_by_dim.values(), *events_counting.values()), key=len, default=[])
+        got = self._checkin_deltas(c, entries, counting, since_by_dim, widest) if counting else ({}, set())
         if got is None:  # (too many firms: their shards are recomputed)
             got = {}, {(dim, name, shard) for dim, by_name in counting.items() for name, shards in by_name.items()
                        if name in CHECKIN_PARTS for shard in shards}
         deltas, uncounted = got
         if any("staff" in by_name for by_name in counting.values()):
-            staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, changes(oldest))
+            staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, widest)
             deltas.update(staff_deltas)
             uncounted |= staff_uncounted
-        recounted = bool(deltas)
+        # every shard counted, with or without a change: one whose firms left the rows read meanwhile (their
+        # check-ins undone by another worker) kept its part, which must still be what its slots say
+        recounted = any(shards for by_name in counting.values() for shards in by_name.values())
         for dim, name, shard in uncounted:
             stale[dim][name].add(shard)
         for name in PARTS:
@@ -495,13 +503,12 @@ class ShardedBackend(FastSqlBackend):
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
             recounted |= bool(jobs) and name in EVENT_PARTS
-        counted = set()
+        counted = {snapshots.SOURCES[source] + shard for by_name in counting.values()
+                   for name, shards in by_name.items() for shard in shards for source in PARTS[name].sources}
         for (dim, name, shard), part in deltas.items():
             entries[dim].put(name, shard, part)
-            counted.update(snapshots.SOURCES[source] + shard
-                           for source in PARTS["staff" if name == "staff" else "reached"].sources)
         self.stats["shards_counted"] += len(deltas)
-        kinds = _organisation_kinds(changes(oldest)) if events_counting else {}
+        kinds = _organisation_kinds(widest) if events_counting else {}
         for dim, since in events_counting.items():  # (a few events changed: counted again, each one)
             whole = _count_events(c, dim, since, kinds, entries[dim].whole)
             if whole is None:
@@ -519,7 +526,7 @@ class ShardedBackend(FastSqlBackend):
 
     def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
-        ``changes`` (those since the oldest entry's count; ``since_by_dim``: each entry's own), counted firm by
+        ``changes`` (the longest of ``since_by_dim``, each entry's own since its count), counted firm by
         firm instead of recomputed: ({(dim, part, shard): its new part}, {(dim, part, shard) to recompute: a count
         that came out below zero}); None when more than :data:`MAX_COUNTED_FIRMS` firms checked in at them.
 
