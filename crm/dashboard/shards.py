@@ -523,7 +523,6 @@ class ShardedBackend(FastSqlBackend):
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale), counted, recounted
 
-
     def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
         ``changes`` (the longest of ``since_by_dim``, each entry's own since its count), counted firm by
@@ -664,6 +663,7 @@ class ShardedBackend(FastSqlBackend):
                     move[g] = move.get(g, 0) - 1
             _move_parts(entries[dim], dim, moves, deltas, uncounted)
         return deltas, uncounted
+
 
 @dataclasses.dataclass
 class _EventMoves:
