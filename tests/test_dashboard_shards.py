@@ -2045,3 +2045,16 @@ def test_an_events_change_and_a_check_in_elsewhere_in_one_of_its_shards(small):
 
     _commit_elsewhere(check_in)
     _views_exact(small, [f], [scope_for(bureau)])
+
+
+def test_an_events_change_logged_under_a_number_already_taken_replaces_that_row(small):
+    """A row left in the change log above the event row's count (the version table restored from an older copy
+    alone) does not fail the event's save: the change's row replaces it."""
+    facts = _facts()
+    event, _firms = _busy_event()
+    upto = _rows().get(snapshots.EVENT_SLOT, 0)
+    db.session.execute(snapshots.event_change_log.insert().values(seq=upto + 1, payload="[]"))
+    db.session.commit()
+    _update_event(event.id, facts["bureau"], status=EventStatus.CANCELLED)
+    [(seq, change)] = _event_log(upto)
+    assert seq == upto + 1 and change[0] == event.id and change[2][2] == "cancelled"
