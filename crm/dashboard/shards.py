@@ -469,13 +469,14 @@ class ShardedBackend(FastSqlBackend):
         # (each entry's changes are the last ones of one sequence: the longest holds every other's; the oldest
         # entry's may be gone from the log, its parts then recomputed over every shard)
         widest = max((*since_by_dim.values(), *events_counting.values()), key=len, default=[])
-        got = self._checkin_deltas(c, entries, counting, since_by_dim, widest) if counting else ({}, set())
+        kinds = _organisation_kinds(widest) if counting or events_counting else {}
+        got = self._checkin_deltas(c, entries, counting, since_by_dim, widest, kinds) if counting else ({}, set())
         if got is None:  # (too many firms: their shards are recomputed)
             got = {}, {(dim, name, shard) for dim, by_name in counting.items() for name, shards in by_name.items()
                        if name in CHECKIN_PARTS for shard in shards}
         deltas, uncounted = got
         if any("staff" in by_name for by_name in counting.values()):
-            staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, widest)
+            staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, widest, kinds)
             deltas.update(staff_deltas)
             uncounted |= staff_uncounted
         # every shard counted, with or without a change: one whose firms left the rows read meanwhile (their
@@ -508,7 +509,6 @@ class ShardedBackend(FastSqlBackend):
         for (dim, name, shard), part in deltas.items():
             entries[dim].put(name, shard, part)
         self.stats["shards_counted"] += len(deltas)
-        kinds = _organisation_kinds(widest) if events_counting else {}
         for dim, since in events_counting.items():  # (a few events changed: counted again, each one)
             whole = _count_events(c, dim, since, kinds, entries[dim].whole)
             if whole is None:
@@ -523,7 +523,7 @@ class ShardedBackend(FastSqlBackend):
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale), counted, recounted
 
-    def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list):
+    def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list, kinds: dict):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
         ``changes`` (the longest of ``since_by_dim``, each entry's own since its count), counted firm by
         firm instead of recomputed: ({(dim, part, shard): its new part}, {(dim, part, shard) to recompute: a count
@@ -540,10 +540,7 @@ class ShardedBackend(FastSqlBackend):
         shows (organised by the bank or its branches), and an event no longer organised by it is out of the scope
         now but was in the part."""
         width = snapshots.FIRM_SHARD_WIDTH
-        last = {}  # event id -> its state now
-        for event_id, _before, after, _shards in changes:
-            if event_id is not None:
-                last[event_id] = after
+        last = _states(changes)[1]  # event id -> its state now
         shards = set().union(*(s for by_name in counting.values() for name, s in by_name.items()
                                if name in CHECKIN_PARTS))
         if not last or not shards:
@@ -563,7 +560,6 @@ class ShardedBackend(FastSqlBackend):
             at.setdefault(firm_id, []).append(event_id)
         dims = tuple(dim for dim, by_name in counting.items() if CHECKIN_PARTS & by_name.keys())
         firms = sorted(at)
-        kinds = _organisation_kinds(changes)
         # the firms' other ways into each group (for firms reached): their visits, their check-ins at other events
         others: dict = {dim: {} for dim in dims}
         if firms and any("reached" in by_name for by_name in counting.values()):
@@ -594,10 +590,7 @@ class ShardedBackend(FastSqlBackend):
         deltas, uncounted = {}, set()
         for dim in dims:
             by_name = counting[dim]
-            before = {}
-            for event_id, state, _after, _shards in since_by_dim[dim]:
-                if event_id is not None:
-                    before.setdefault(event_id, state)  # (the first state since the entry's count)
+            before = _states(since_by_dim[dim])[0]  # (the first state since the entry's count)
             moves: dict = {}  # (part, shard) -> {group: change}
             for firm_id, changed in at.items():
                 shard = firm_id // width
@@ -611,21 +604,18 @@ class ShardedBackend(FastSqlBackend):
                 if shard in by_name.get("reached", ()):
                     move = moves.setdefault(("reached", shard), {})
                     other = others[dim].get(firm_id, set())
-                    was_in, now_in = other.union(*was), other.union(*now)
-                    for g in now_in - was_in:
-                        move[g] = move.get(g, 0) + 1
-                    for g in was_in - now_in:
-                        move[g] = move.get(g, 0) - 1
+                    _count_membership(move, other.union(*was), other.union(*now))
             _move_parts(entries[dim], dim, moves, deltas, uncounted)
         return deltas, uncounted
 
-    def _staff_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list) -> tuple:
+    def _staff_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list,
+                      kinds: dict) -> tuple:
         """The staff parts of the user shards in ``counting`` ({dim: {"staff": shards}}) after the held events'
         changes ``changes``, counted person by person instead of recomputed, as :meth:`_checkin_deltas` counts
         firms: a person on a changed event's staff before or after takes part in the groups its state gives them
         (``_staff_event_groups``), and in those their visits and their other events put them in."""
         width = snapshots.USER_SHARD_WIDTH
-        last = {event_id: after for event_id, _before, after, _shards in changes if event_id is not None}
+        last = _states(changes)[1]
         shards = set().union(*(by_name.get("staff", set()) for by_name in counting.values()))
         people = sorted({u for event_id, before, after, _s in changes if event_id is not None
                          for state in (before, after) if state for u in state[5] if u // width in shards})
@@ -640,13 +630,9 @@ class ShardedBackend(FastSqlBackend):
             for user_id, groups in self.staff_groups(c, dims, rows):
                 for dim in dims:
                     others[dim].setdefault(user_id, set()).update(_group_key(dim, groups, {}))
-        kinds = _organisation_kinds(changes)
         deltas, uncounted = {}, set()
         for dim in dims:
-            before = {}
-            for event_id, state, _after, _shards in since_by_dim[dim]:
-                if event_id is not None:
-                    before.setdefault(event_id, state)
+            before = _states(since_by_dim[dim])[0]
             moves: dict = {}
             for user_id, bank_id in own.items():
                 shard = user_id // width
@@ -656,11 +642,7 @@ class ShardedBackend(FastSqlBackend):
                 was_in = other.union(*(_staff_event_groups(c, dim, before.get(e, last[e]), kinds, user_id, bank_id)
                                        for e in last))
                 now_in = other.union(*(_staff_event_groups(c, dim, last[e], kinds, user_id, bank_id) for e in last))
-                move = moves.setdefault(("staff", shard), {})
-                for g in now_in - was_in:
-                    move[g] = move.get(g, 0) + 1
-                for g in was_in - now_in:
-                    move[g] = move.get(g, 0) - 1
+                _count_membership(moves.setdefault(("staff", shard), {}), was_in, now_in)
             _move_parts(entries[dim], dim, moves, deltas, uncounted)
         return deltas, uncounted
 
@@ -755,6 +737,25 @@ def _group_key(dim, at: dict, attributes: dict) -> tuple:
     return tuple(_key(v) for v in (at[dim] if dim in at else (attributes[dim],)))
 
 
+def _states(changes: list) -> tuple[dict, dict]:
+    """({event: its first state before}, {event: its last state after}) of the stored events' changes, in order."""
+    first, last = {}, {}
+    for event_id, before, after, _shards in changes:
+        if event_id is not None:
+            first.setdefault(event_id, before)
+            last[event_id] = after
+    return first, last
+
+
+def _count_membership(move: dict, was_in: set, now_in: set) -> None:
+    """A member (a firm reached, a person taking part) in the groups ``was_in`` before and ``now_in`` after: +1 in
+    each group gained, −1 in each lost, added to ``move`` {group: change}."""
+    for g in now_in - was_in:
+        move[g] = move.get(g, 0) + 1
+    for g in was_in - now_in:
+        move[g] = move.get(g, 0) - 1
+
+
 def _organisation_kinds(changes: list) -> dict:
     """{organisation: (whether a bank, its parent)} of the organisers the events' states ``changes`` name."""
     orgs = sorted({org_id for _e, before, after, _s in changes for state in (before, after) if state
@@ -770,10 +771,7 @@ def _count_events(c, dim, since: list, kinds: dict, whole: dict) -> Optional[dic
     the stored events' changes ``since``: each changed event leaves the groups its first state before gave it and
     enters those of its last state after (:func:`_checkin_groups`, by its industry tags); None when a count comes
     out below zero (never, when ``whole`` holds what it should)."""
-    first, last = {}, {}
-    for event_id, before, after, _shards in since:
-        first.setdefault(event_id, before)
-        last[event_id] = after
+    first, last = _states(since)
     counts = {g: raw.get("events_held", 0) for g, raw in whole.items()}
     for event_id in first:
         for state, sign in ((first[event_id], -1), (last[event_id], 1)):
