@@ -1813,6 +1813,73 @@ def test_a_write_committed_while_check_ins_are_counted_sends_the_view_to_be_comp
     db.session.commit()
 
 
+@pytest.mark.parametrize("meanwhile", [None, "a firm's industry"])
+def test_staff_in_a_view_filtered_by_industry_is_counted_and_a_firms_change_meanwhile_unsettles_it(small, monkeypatch,
+                                                                                                 meanwhile):
+    """In a view filtered by a firm attribute, an event's change counts its people again person by person (their
+    visits filtered by their firms' industry), not recomputed. Those visits' firms are in no slot of the people's:
+    a firm's industry corrected by another worker while they are counted sends the view to be computed whole
+    (equal to the reference with that write) and keeps nothing."""
+    facts = _facts()
+    event, _firms = _busy_event()
+    person, firm_id, industry = db.session.execute(
+        sa.select(Visit.rm_id, Visit.firm_id, Firm.industry_code).join(Firm, Firm.id == Visit.firm_id)
+        .where(Visit.rm_id.in_(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == event.id)),
+               Visit.campaign_id == event.campaign_id, Visit.is_deleted.is_(False))
+        .order_by(Visit.id).limit(1)).one()
+    f = MetricFilter(event.campaign_id, industry_code=industry)
+    elsewhere = next(c for c in facts["industries"] if c != industry)
+    db.session.commit()
+
+    def recode(session) -> None:
+        session.get(Firm, firm_id).industry_code = elsewhere
+
+    counting, parts, whole = small._staff_deltas, small._parts, small._compute_whole
+    ran: list = []
+
+    def counted(*args):
+        got = counting(*args)
+        assert got[0] and not got[1], "nothing counted"
+        ran.append("staff counted")
+        if meanwhile:
+            _commit_elsewhere(recode)
+        return got
+
+    def recomputed(c, dims, name, shards_, by_rows=True):
+        ran.append(name)
+        return parts(c, dims, name, shards_, by_rows)
+
+    def computed_whole(c, dims, current):
+        if dims:
+            ran.append("whole")
+        return whole(c, dims, current)
+
+    with scoped(scope_for(facts["bureau"])):
+        _exact(small, f)
+        _commit_elsewhere(_toggle(event.id))
+        monkeypatch.setattr(small, "_staff_deltas", counted)
+        monkeypatch.setattr(small, "_parts", recomputed)
+        monkeypatch.setattr(small, "_compute_whole", computed_whole)
+        cold, unsettled = small.stats["cold"], small.stats["unsettled"]
+        got = compute_metrics(f, DIMENSIONS, backend=small)
+        assert _plain(got) == _plain(compute_metrics(f, DIMENSIONS, backend=REFERENCE))
+        refreshed = ran[:ran.index("whole")] if "whole" in ran else ran
+        assert "staff counted" in refreshed and "staff" not in refreshed, ran
+        assert ("whole" in ran) == bool(meanwhile), ran
+        if meanwhile:
+            assert small.stats["unsettled"] == unsettled + 1 and small.stats["cold"] > cold
+        else:
+            assert small.stats["unsettled"] == unsettled and small.stats["cold"] == cold
+        db.session.commit()
+        monkeypatch.setattr(small, "_staff_deltas", counting)
+        monkeypatch.setattr(small, "_parts", parts)
+        monkeypatch.setattr(small, "_compute_whole", whole)
+        cold = small.stats["cold"]
+        _exact(small, f)
+        assert (small.stats["cold"] > cold) == bool(meanwhile)  # (nothing kept after the firm's change)
+    db.session.commit()
+
+
 def test_a_view_computed_while_an_event_changes_is_not_kept(small, monkeypatch):
     """Parts computed while another worker commits an event's change may hold its state before or after it, and
     counting check-ins later must know which: the view is served, not kept, and the next one is computed whole."""

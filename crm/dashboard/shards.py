@@ -246,10 +246,10 @@ class ShardedBackend(FastSqlBackend):
         cold = self._compute_whole(c, tuple(dim for dim in dims if dim not in kept), current)
         self.stats["cold"] += len(cold)
         entries = {dim: (keys[dim], kept[dim] if dim in kept else cold[dim]) for dim in dims}
-        refreshed, counted, recounted = self._refresh(kept, c, current)
+        refreshed, counted, blocks, recounted = self._refresh(kept, c, current)
         self.stats["refreshed"] += len(refreshed)
         self.stats["reused"] += len(kept) - len(refreshed)
-        if (cold or recounted) and not self._settled(session, global_version, current, counted):
+        if (cold or recounted) and not self._settled(session, global_version, current, counted, blocks):
             # an event's change committed while check-in parts were computed: they may hold its state before or
             # after, so none is kept (a later change's counts, :func:`_checkin_deltas`, start from a known state); and
             # when check-ins were counted again firm by firm, a write to their shards meanwhile may be in the rows
@@ -266,14 +266,17 @@ class ShardedBackend(FastSqlBackend):
         return out
 
     @staticmethod
-    def _settled(session, global_version: int, current: dict, counted: set) -> bool:
-        """Whether the global count, the ``event`` row and the shard rows of the check-ins counted again firm by
-        firm (``counted``: their sources' slots) still hold the counts the view was computed under."""
-        slots = {snapshots.EVENT_SLOT, *counted}
+    def _settled(session, global_version: int, current: dict, counted: set, blocks: set = frozenset()) -> bool:
+        """Whether the global count, the ``event`` row, the shard rows of the check-ins and staff counted again
+        one by one (``counted``: their sources' slots) and every row of the sources ``blocks`` (their first slots:
+        the firms' attributes, when staff filtered by them was counted) still hold the counts the view was computed
+        under."""
         by_slot = {snapshots.SOURCES[source] + shard: n for source, shards in current.items()
                    for shard, n in shards.items()}
-        now_global, now = snapshots.read_slots(session.connection(), slots)
-        return now_global == global_version and all(now[slot] == by_slot.get(slot, 0) for slot in slots)
+        now_global, now = snapshots.read_slots(session.connection(), {snapshots.EVENT_SLOT, *counted}, blocks)
+        was = {slot for slot in by_slot if slot - slot % snapshots.SHARD_BLOCK in blocks}
+        return (now_global == global_version and was <= now.keys()
+                and all(n == by_slot.get(slot, 0) for slot, n in now.items()))
 
     # -- versions ---------------------------------------------------------------------------------------------
     @classmethod
@@ -414,12 +417,13 @@ class ShardedBackend(FastSqlBackend):
         # (a count above the database's: not this database's changes, so not known)
         return lambda then: [change for seq, change in rows if seq > then] if then <= upto else None
 
-    def _refresh(self, entries: dict, c, current) -> tuple[set, set, bool]:
+    def _refresh(self, entries: dict, c, current) -> tuple[set, set, set, bool]:
         """Recompute, in each kept entry {dim: entry} of one view, the parts of the shards written since it was
         computed; (the dims refreshed (none: nothing was written since), the slots of the sources of the shards
         whose check-ins or staff were counted again after events' changes (:meth:`_checkin_deltas`,
-        :meth:`_staff_deltas`), whether any part reading events (:data:`EVENT_PARTS`, the events held) was recomputed
-        or counted).
+        :meth:`_staff_deltas`), the sources' blocks those counts read besides (the firms' attributes, for staff in a
+        view filtered by them), whether any part reading events (:data:`EVENT_PARTS`, the events held) was
+        recomputed or counted).
 
         The entries of one view were computed together and go stale together, so each part's stale shards are
         recomputed for every breakdown at once, from one set of statements."""
@@ -428,6 +432,7 @@ class ShardedBackend(FastSqlBackend):
         events_counting: dict = {}  # dim -> the changes since its count, which move its events held
         counting: dict = {}  # dim -> {check-in part: shards whose firms' check-ins events' changes move}
         since_by_dim: dict = {}
+        blocks = set()  # (the sources' blocks that counts read besides their shards' own sources)
         now_events = current[EVENTS].get(0, 0)
         oldest = min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=now_events)
         changes = self._event_changes(oldest, now_events)
@@ -459,13 +464,13 @@ class ShardedBackend(FastSqlBackend):
                 if "staff" in stale[dim] and stale[dim]["staff"] is not None:
                     if moved is None:
                         stale[dim]["staff"] = None
-                    elif _firm_conds(c):  # (their visits are filtered by firms' attributes, which no slot of
-                        # theirs settles: recomputed, as a firm's change makes them, ``_settled``)
-                        stale[dim]["staff"] |= {u // snapshots.USER_SHARD_WIDTH for u in moved.staff}
                     else:
-                        counting.setdefault(dim, {})["staff"] = ({u // snapshots.USER_SHARD_WIDTH for u in moved.staff}
-                                                                 - stale[dim]["staff"])
+                        people = {u // snapshots.USER_SHARD_WIDTH for u in moved.staff} - stale[dim]["staff"]
+                        counting.setdefault(dim, {})["staff"] = people
                         since_by_dim[dim] = since
+                        if people and _firm_conds(c):  # (their visits are filtered by firms' attributes, which
+                            # no slot of theirs settles: every firm's, ``_settled``)
+                            blocks.add(snapshots.SOURCES[FIRM_ATTRIBUTES])
         # (each entry's changes are the last ones of one sequence: the longest holds every other's; the oldest
         # entry's may be gone from the log, its parts then recomputed over every shard)
         widest = max((*since_by_dim.values(), *events_counting.values()), key=len, default=[])
@@ -521,7 +526,7 @@ class ShardedBackend(FastSqlBackend):
                 entries[dim].whole = whole
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
-        return set(stale), counted, recounted
+        return set(stale), counted, blocks, recounted
 
     def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list, kinds: dict):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
@@ -546,12 +551,13 @@ class ShardedBackend(FastSqlBackend):
         if not last or not shards:
             return {}, set()
         events = sorted(last)
-        rows = db.session.execute(
+        # (every check-in at the events, kept here by shard: the shards' id ranges as conditions made a statement
+        # of its own, built and compiled again, for each set of shards)
+        rows = [row for row in db.session.execute(
             sa.select(Registration.event_id, Registration.firm_id, Firm.industry_code, Firm.area_code, Firm.street_id)
             .join(Firm, Firm.id == Registration.firm_id)
-            .where(Registration.event_id.in_(events), Registration.checked_in_at.is_not(None),
-                   *shard_ranges(Registration.firm_id, shards, width), *_firm_conds(c))
-            .distinct().execution_options(skip_tenant_scope=True)).all()
+            .where(Registration.event_id.in_(events), Registration.checked_in_at.is_not(None), *_firm_conds(c))
+            .distinct().execution_options(skip_tenant_scope=True)) if row[1] // width in shards]
         attributes = {firm_id: dict(zip(_FIRM_ATTRIBUTES, values)) for _e, firm_id, *values in rows}
         if len(attributes) > MAX_COUNTED_FIRMS:
             return None
@@ -560,20 +566,21 @@ class ShardedBackend(FastSqlBackend):
             at.setdefault(firm_id, []).append(event_id)
         dims = tuple(dim for dim, by_name in counting.items() if CHECKIN_PARTS & by_name.keys())
         firms = sorted(at)
+        by_firms = dataclasses.replace(c, by_ids=True)  # (their rows found by their ids)
         # the firms' other ways into each group (for firms reached): their visits, their check-ins at other events
         others: dict = {dim: {} for dim in dims}
         if firms and any("reached" in by_name for by_name in counting.values()):
-            visits = db.session.execute(self.visits_from(c, Visit.firm_id, Visit.bank_id, Visit.branch_id,
+            visits = db.session.execute(self.visits_from(by_firms, Visit.firm_id, Visit.bank_id, Visit.branch_id,
                                                          _month(Visit.visited_on))
                                         .where(Visit.firm_id.in_(firms)).distinct()).all()
             # their check-ins at the events not changed (one statement: a statement per breakdown, grouped by
             # the events' months or organisers, took 3-8 times as long on SQLite at scale 1, for firms at a few
             # hundred events a campaign year), grouped here by the events' organisers kept between views
             other = (Registration.firm_id.in_(firms), Registration.event_id.not_in(events))
-            checkins = db.session.execute(self.attendances_from(c, Registration.firm_id, Registration.event_id,
+            checkins = db.session.execute(self.attendances_from(by_firms, Registration.firm_id, Registration.event_id,
                                                                 _month(Event.held_on)).where(*other).distinct()).all()
             organisers = self._organisers({event_id for _f, event_id, _m in checkins}, dims,
-                                          within=self.attendances_from(c, Registration.event_id).where(*other))
+                                          within=self.attendances_from(by_firms, Registration.event_id).where(*other))
             for dim in dims:
                 found = others[dim]
                 for firm_id, bank, branch, month in visits:
@@ -626,7 +633,8 @@ class ShardedBackend(FastSqlBackend):
         dims = tuple(dim for dim, by_name in counting.items() if "staff" in by_name)
         others: dict = {dim: {} for dim in dims}
         if own:
-            rows = self.staff_rows(c, users=sorted(own), other_than=tuple(sorted(last)))
+            rows = self.staff_rows(dataclasses.replace(c, by_ids=True), users=sorted(own),
+                                   other_than=tuple(sorted(last)))
             for user_id, groups in self.staff_groups(c, dims, rows):
                 for dim in dims:
                     others[dim].setdefault(user_id, set()).update(_group_key(dim, groups, {}))

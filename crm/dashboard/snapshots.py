@@ -1010,17 +1010,22 @@ def transaction_has_written(session) -> bool:
     return bool(info.get(_DIRTY) or info.get(_SHARDS))
 
 
-def read_slots(conn: sa.Connection, slots: Iterable[int]) -> tuple[int, dict[int, int]]:
+def read_slots(conn: sa.Connection, slots: Iterable[int], blocks: Iterable[int] = ()) -> tuple[int, dict[int, int]]:
     """(the sum of the global slots and of the rows in blocks this release does not know, {slot: n} of the shard
-    slots ``slots``, 0 for a row not written yet) this connection sees now: a few of :func:`read_versions`' rows
-    read again, to tell whether a write committed since."""
+    slots ``slots``, 0 for a row not written yet, and of every row of the sources' blocks ``blocks`` (their first
+    slots)) this connection sees now: a few of :func:`read_versions`' rows read again, to tell whether a write
+    committed since."""
     wanted = sorted(set(slots))
+    blocks = set(blocks)
     slot = write_version.c.slot
     known = [slot.between(base, base + SHARD_BLOCK - 1) for base in SOURCES.values()]
+    whole = [slot.between(base, base + SHARD_BLOCK - 1) for base in sorted(blocks)]
     rows = conn.execute(sa.select(slot, write_version.c.n).where(
-        sa.or_(slot < SHARD_BLOCK, slot.in_(wanted), sa.not_(sa.or_(*known))))).all()
+        sa.or_(slot < SHARD_BLOCK, slot.in_(wanted), *whole, sa.not_(sa.or_(*known))))).all()
     found = dict(rows)
-    return (sum(n for s, n in found.items() if s not in wanted), {s: found.get(s, 0) for s in wanted})
+    in_blocks = {s: n for s, n in found.items() if s - s % SHARD_BLOCK in blocks}
+    return (sum(n for s, n in found.items() if s not in wanted and s not in in_blocks),
+            {**in_blocks, **{s: found.get(s, 0) for s in wanted}})
 
 
 def read_versions(conn: sa.Connection) -> Optional[tuple[int, dict[int, int]]]:
