@@ -1767,12 +1767,13 @@ def _toggle(event_id: int):
     return change
 
 
-@pytest.mark.parametrize("meanwhile", ["another event's change", "a check-in"])
+@pytest.mark.parametrize("meanwhile", ["another event's change", "a check-in", "an unplaced write"])
 def test_a_write_committed_while_check_ins_are_counted_sends_the_view_to_be_computed_whole(small, monkeypatch,
                                                                                        meanwhile):
-    """Check-ins counted again firm by firm start from the parts' state: an event's change or a check-in at one of
-    the counted shards committed by another worker while they are read could be in the rows read and not in the
-    parts, so the view is computed whole again (equal to the reference with that write) and nothing is kept."""
+    """Check-ins counted again firm by firm start from the parts' state: an event's change, a check-in at one of
+    the counted shards or a write no shard holds (a global slot) committed by another worker while they are read
+    could be in the rows read and not in the parts, so the view is computed whole again (equal to the reference
+    with that write) and nothing is kept."""
     facts = _facts()
     event, _firms = _busy_event()
     f = MetricFilter(event.campaign_id)
@@ -1790,12 +1791,17 @@ def test_a_write_committed_while_check_ins_are_counted_sends_the_view_to_be_comp
         registration = session.get(Registration, pending)
         registration.checked_in_at, registration.checkin_method = datetime.now(timezone.utc), CheckinMethod.PAPER
 
+    def unplaced(session) -> None:  # (a bulk statement: no flush places it, so it bumps a global slot)
+        session.execute(sa.update(Campaign).where(Campaign.id == event.campaign_id)
+                        .values(description=Campaign.description))
+
     counting = small._checkin_deltas
 
     def counted_meanwhile(*args):
         got = counting(*args)
         assert got[0], "nothing counted"
-        _commit_elsewhere(_toggle(other_event) if meanwhile == "another event's change" else check_in)
+        _commit_elsewhere({"another event's change": _toggle(other_event), "a check-in": check_in,
+                           "an unplaced write": unplaced}[meanwhile])
         return got
 
     with scoped(scope_for(facts["bureau"])):

@@ -35,30 +35,31 @@ committed meanwhile by someone else would be missed).
 An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the one
 row of the ``event`` source and logs with it (table ``dashboard_event_change``, numbered by the row's count) the
 event's state before and after (campaign, date, status, organisers, industries, staff) and the check-in shards of
-the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, moves
-those shards' check-ins and firms reached, the staff of the people on its staff and the events held only when a
-change moves the event's part there (:func:`_event_moves`): held or not, in its campaign and window or not, by
-month its month, with a bank or branch in the view its organisers, for the staff and the events held with an
-industry filter (and the events held by industry) its industries; the staff also for the people who joined or left
-its staff. None of them is recomputed over its shards: each is counted again, only for what the event touches.
-Each firm checked in at a changed event leaves the groups the event's state before gave its check-in and enters
-those of its state after, and is reached in a group when its visits or check-ins at other events put it there too
+the firms checked in at it. A kept view reads the changes logged since its count and, in each breakdown, moves those
+shards' check-ins and firms reached, the staff of the people on its staff and the events held only when a change
+moves the event's part there (:func:`_event_moves`): held or not, in its campaign and window or not, by month its
+month, with a bank or branch in the view its organisers, for the staff and the events held with an industry filter
+(and the events held by industry) its industries; the staff also for the people who joined or left its staff. None
+of them is recomputed over its shards: each is counted again, only for what the event touches. Each firm checked in
+at a changed event leaves the groups the event's state before gave its check-in and enters those of its state after,
+and is reached in a group when its visits or check-ins at other events put it there too
 (:meth:`ShardedBackend._checkin_deltas`); each person on its staff likewise, with their visits and other events
 (:meth:`ShardedBackend._staff_deltas`); the event itself among the events held (:func:`_count_events`). A few
 statements over those firms' and people's rows only. That needs the parts to hold each event exactly as it was at
-the view's count, so a view whose parts reading events were computed while an event's change committed is not
-kept (``_settled``). A date moved within its month and the window, or a new title, move nothing in any view;
-marked planned, its firms' check-ins, its people and the event itself in every view. The events' organisers kept
-between views are read again after any change. A view kept since changes no longer logged (the last thousand are
-kept) recomputes those parts over every shard. A new held event logs that it is new (the events held of every view) and
-bumps its staff's people shards. An event not held before nor after the change (planned or cancelled) moves
-nothing at all; a change inside a savepoint rolled back sends the transaction to a global slot. Its placement
-locks the event's row first on PostgreSQL and reads its state and its checked-in firms under that lock: a
-registration or staff row inserted for it meanwhile by another transaction waits on that lock (its foreign key's
-check), and so does a check-in (``snapshots.placed_writes`` names its event and locks it), so none slips between
-the rows the change read and its commit, and another change of the same event commits before or after it, each
-logging the state the other left.
-A registration not checked in moves no number: registering, inviting or editing a person bumps nothing.
+the view's count, so a view whose parts reading events were computed while an event's change committed is not kept
+(``_settled``); in a view filtered by firms' attributes the people counted again also read firms no slot of theirs
+covers, so there every firm-attribute slot is read again too. A date moved within its month and the window, or a new
+title, move nothing in any view; marked planned, its firms' check-ins, its people and the event itself in every
+view. The events' organisers kept between views are read again after any change. A view kept since changes no longer
+logged (the last thousand are kept) recomputes those parts over every shard. A new held event logs that it is new
+(the events held of every view) and bumps its staff's people shards. An event not held before nor after the change
+(planned or cancelled) moves nothing at all; a change inside a savepoint rolled back sends the transaction to a
+global slot. Its placement locks the event's row first on PostgreSQL and reads its state and its checked-in firms
+under that lock: a registration or staff row inserted for it meanwhile by another transaction waits on that lock
+(its foreign key's check), and so does a check-in (``snapshots.placed_writes`` names its event and locks it), so
+none slips between the rows the change read and its commit, and another change of the same event commits before or
+after it, each logging the state the other left. A registration not checked in moves no number: registering,
+inviting or editing a person bumps nothing.
 
 An organisation renamed (its name, short name or code, through the ORM) bumps the one row of the ``names`` source:
 the labels kept between views are read again, and no part is recomputed.
