@@ -2030,13 +2030,16 @@ def test_check_ins_of_a_counted_shard_undone_meanwhile_send_the_view_to_be_compu
     assert small.stats["unsettled"] == 1
 
 
-def test_two_changes_of_one_event_between_views_count_from_the_first_state(small):
+def test_two_changes_of_one_event_between_views_count_from_the_first_state(small, monkeypatch):
     """An event organised by one bank, then another, then a third, with staff and firms who also took part in
-    another event: counted from the state the parts hold (the first one before), not the last before."""
+    another event: counted from the state the parts hold (the first one before), not the last before. The staff
+    are counted, none recomputed (from a wrong state a count comes out below zero and falls back to that)."""
     from datetime import datetime, timezone
 
+    from crm.auth.models import Role
     from crm.events import services as event_services
     from crm.events.models import RegistrationSource
+    from tests import factories
 
     facts = _facts()
     bureau = facts["bureau"]
@@ -2053,15 +2056,27 @@ def test_two_changes_of_one_event_between_views_count_from_the_first_state(small
             db.session.add(Registration(event_id=other.id, firm_id=firm, person_name="王五",
                                         mobile=f"137001370{k:02d}", source=RegistrationSource.INVITED,
                                         checked_in_at=datetime.now(timezone.utc), checkin_method=CheckinMethod.PAPER))
+        # (a person of the first organiser with no visit: in its group by bank only through this event)
+        newcomer = factories.user("b0_newcomer", Role.RM, b0).id
     db.session.commit()
-    _update_event(event.id, bureau, staff_ids=sorted({person} | {u.id for u in db.session.get(Event, event.id).staff}))
+    _update_event(event.id, bureau, staff_ids=sorted({person, newcomer}
+                                                     | {u.id for u in db.session.get(Event, event.id).staff}))
     f = MetricFilter(event.campaign_id)
     _views_exact(small, [f], [scope_for(bureau)])
     counted = small.stats["shards_counted"]
+    staff_counting, staff_counted = small._staff_deltas, []
+
+    def spy_staff(*args):
+        deltas, uncounted = staff_counting(*args)
+        staff_counted.append((len(deltas), sorted(uncounted)))
+        return deltas, uncounted
+
+    monkeypatch.setattr(small, "_staff_deltas", spy_staff)
     _update_event(event.id, bureau, organiser_ids=[b1.id])
     _update_event(event.id, bureau, organiser_ids=[b2.id])
     _views_exact(small, [f], [scope_for(bureau)])
     assert small.stats["shards_counted"] > counted
+    assert staff_counted and all(n and not uncounted for n, uncounted in staff_counted), staff_counted
 
 
 def test_an_event_organised_by_a_branch_alone_is_counted_under_bank_and_branch_filters_and_a_banks_scope(small):
