@@ -81,6 +81,47 @@ def test_reassign_only_within_the_bank(world, login_as):
     assert db.session.get(FollowUp, fu.id).assignee_id == world.rm_a2.id
 
 
+def test_hand_over_has_its_own_page_with_the_banks_colleagues_and_comes_back_to_the_list(world, login_as):
+    """The lists link each follow-up to a page listing the bank's colleagues once (its assignee chosen); saving
+    there hands it over and returns to the list it came from."""
+    fu = _seed(world)["today"]
+    client = login_as("rm_a")
+    listed = client.get("/visits/followups/mine").get_data(as_text=True)
+    link = f'href="/visits/followups/{fu.id}/reassign?next=/visits/followups/mine"'
+    assert link in listed and 'name="assignee_id"' not in listed
+    page = client.get(f"/visits/followups/{fu.id}/reassign?next=/visits/followups/mine")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "今天事项" in html
+    assert f'<option selected value="{world.rm_a.id}">' in html or f'<option value="{world.rm_a.id}" selected>' in html
+    assert f'value="{world.rm_a2.id}"' in html and f'value="{world.rm_b.id}"' not in html  # (the bank's own only)
+    assert 'name="next" value="/visits/followups/mine"' in html
+    resp = client.post(f"/visits/followups/{fu.id}/reassign", data={"assignee_id": str(world.rm_a2.id),
+                                                                     "version": "1", "next": "/visits/followups/mine"})
+    assert resp.status_code == 302 and resp.headers["Location"].endswith("/visits/followups/mine")
+    assert db.session.get(FollowUp, fu.id).assignee_id == world.rm_a2.id
+
+
+def test_hand_over_page_sends_back_only_within_the_site_and_is_404_for_another_bank(world, login_as):
+    fu = _seed(world)["today"]
+    html = login_as("rm_a").get(f"/visits/followups/{fu.id}/reassign?next=https://evil.example/x").get_data(
+        as_text=True)
+    assert 'name="next" value="https' not in html and 'name="next" value="/visits/followups/mine"' in html
+    assert 'href="https://evil.example' not in html
+    assert login_as("rm_b").get(f"/visits/followups/{fu.id}/reassign").status_code == 404
+
+
+def test_the_lists_of_follow_ups_do_not_grow_with_the_banks_colleagues(world, login_as):
+    """A bank's every user used to be listed in each item's hand-over form: 50 items x 130 users was 488 KB."""
+    _seed(world)
+    client = login_as("rm_a")
+    before = len(client.get("/visits/followups/mine").get_data())
+    for k in range(30):
+        factories.user(f"rm_a_extra{k}", world.rm_a.role, world.rm_a.org, name=f"新同事{k:02d}")
+    db.session.commit()
+    html = client.get("/visits/followups/mine").get_data(as_text=True)
+    assert len(html.encode()) == before and "新同事" not in html
+
+
 def test_other_bank_gets_404_on_follow_up_actions(world, login_as):
     fu = _seed(world)["overdue"]
     client = login_as("rm_b")
@@ -133,10 +174,11 @@ def test_the_overdue_list_pages_and_narrows_to_a_branch_with_every_follow_up_onc
     assert walk("/visits/followups/overdue") == (oldest_first(head_office + branch), 2, 63)
     branch_code = world.rm_a2.org.code
     assert walk(f"/visits/followups/overdue?branch={branch_code}") == (oldest_first(branch), 1, 23)
-    # each item's hand-over list selects its own assignee, and nobody else
+    # each item links to its own hand-over page; no list of colleagues per item
     listing = client.get(f"/visits/followups/overdue?branch={branch_code}").get_data(as_text=True).split(
         'data-testid="overdue-list"')[1]
-    assert listing.count(f'<option value="{world.rm_a2.id}" selected>') == 23 == listing.count(" selected>")
+    assert listing.count('data-testid="hand-over"') == 23 and 'name="assignee_id"' not in listing
+    assert all(f'/visits/followups/{fu.id}/reassign?next=/visits/followups/overdue"' in listing for fu in branch)
     # another bank's branch is no filter at all
     assert walk(f"/visits/followups/overdue?branch={world.rm_b.org.code}")[2] == 63
 

@@ -576,6 +576,7 @@ MATRIX: dict[tuple[str, str], Spec] = {
     ("visits.followup_create", "POST"): Spec("create", BANK, b_followup_create, ok=(302,), writes=True,
                                              tenantless=True),
     ("visits.followup_done", "POST"): Spec("state", BANK, b_followup_done, tenant=("fu_id",), ok=(302,), writes=True),
+    ("visits.followup_reassign", "GET"): Spec("edit", BANK, b_followup_reassign, tenant=("fu_id",)),
     ("visits.followup_reassign", "POST"): Spec("state", BANK, b_followup_reassign, tenant=("fu_id",), ok=(302,),
                                                writes=True),
     # events and registrations (an event belongs to the banks that organise it)

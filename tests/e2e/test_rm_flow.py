@@ -71,3 +71,31 @@ def test_rm_logs_a_visit_on_a_phone_and_closes_the_follow_up(live_server, live_w
     page.goto(f"{base}/firms/{live_world.ids['firm']}")
     assert "已送达，企业将准备材料" in page.locator("[data-testid=timeline]").inner_text()
     assert page.problems == []
+
+
+def test_rm_hands_a_follow_up_over_to_a_colleague_on_a_phone(live_server, live_world, phone_page):
+    """From "my follow-ups", the hand-over page lists the bank's colleagues once; saving it comes back to the list,
+    where the follow-up is no longer the RM's."""
+    from crm.auth.models import User
+    from crm.extensions import db
+    from crm.firms.models import Firm
+    from tests import factories
+
+    with live_server.app.app_context():
+        factories.follow_up(db.session.get(Firm, live_world.ids["firm"]), db.session.get(User, live_world.ids["rm_a"]),
+                            today_local() + timedelta(days=2), title="转交给同事的事项")
+        db.session.commit()
+    page, base = phone_page, live_server.url
+    sign_in(page, base, "rm_a")
+    page.goto(f"{base}/visits/followups/mine")
+    item = page.locator(".followup-item", has_text="转交给同事的事项")
+    item.locator("summary").click()
+    item.locator("[data-testid=hand-over]").click()
+    page.wait_for_url(lambda url: "/reassign" in url)
+    _no_sideways_scroll(page)
+    page.select_option("select[name=assignee_id]", str(live_world.ids["rm_a2"]))
+    page.locator("[data-testid=reassign-form] button[type=submit]").click()
+    page.wait_for_url("**/visits/followups/mine")
+    assert page.locator(".alert-success").count() == 1
+    assert page.locator(".followup-item", has_text="转交给同事的事项").count() == 0
+    assert page.problems == []
