@@ -404,8 +404,9 @@ def test_list_and_page_render_for_every_role(world, login_as, client):
 
 
 def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, login_as):
-    """Choices come from two columns (firms.services.bank_user_choices): a user without a name shows the user
-    name, an inactive user and another bank's users are not offered, and the current owner is selected."""
+    """The firm page names the bank's owner and links to the page that assigns one. Its choices: a user without a
+    name shows the user name, an inactive user and another bank's users are not offered, and the current owner is
+    selected."""
     import re
 
     nameless = factories.user("rm_a_nameless", Role.RM, world.rm_a.org)
@@ -414,7 +415,12 @@ def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, lo
     gone.is_active_flag = False
     factories.account(world.firm, world.bank_a, world.rm_a)
     db.session.commit()
-    html = login_as("mgr_a").get(f"/firms/{world.firm.id}").get_data(as_text=True)
+    client = login_as("mgr_a")
+    page = client.get(f"/firms/{world.firm.id}").get_data(as_text=True)
+    assert 'name="owner_id"' not in page  # (the firm page names the owner and links to this page)
+    assert f'href="/firms/{world.firm.id}/owner" data-testid="assign-owner"' in page
+    assert world.rm_a.display_name in page[page.index('data-testid="owner"'):page.index('data-testid="assign-owner"')]
+    html = client.get(f"/firms/{world.firm.id}/owner").get_data(as_text=True)
     select = html[html.index('name="owner_id"'):]
     select = select[:select.index("</select>")]
     options = re.findall(r'<option (selected )?value="([^"]*)">([^<]*)</option>', select)
@@ -425,6 +431,23 @@ def test_the_owner_select_lists_the_banks_active_users_by_display_name(world, lo
     assert str(gone.id) not in [value for _s, value, _l in options] and len(users) >= 4
     assert [value for sel, value, _l in options if sel] == [str(world.rm_a.id)]
     assert not any(world.rm_b.username in label or str(world.rm_b.id) == value for _s, value, label in options)
+
+
+def test_the_owner_page_of_another_bank_shows_its_own_people_and_no_owner_of_ours(world, login_as):
+    """The firm is shared; its owner page for bank B lists bank B's users, with none selected (bank B has no
+    account with the firm), never bank A's owner; assigning there gives bank B its own account."""
+    factories.account(world.firm, world.bank_a, world.rm_a)
+    db.session.commit()
+    client = login_as("rm_b")
+    html = client.get(f"/firms/{world.firm.id}/owner").get_data(as_text=True)
+    select = html[html.index('name="owner_id"'):]
+    select = select[:select.index("</select>")]
+    assert f'value="{world.rm_b.id}"' in select and f'value="{world.rm_a.id}"' not in select
+    assert "selected" not in select.replace('<option selected value="">', "")
+    assert client.post(f"/firms/{world.firm.id}/owner", data={"owner_id": str(world.rm_b.id)}).status_code == 302
+    owners = {a.bank_id: a.owner_id for a in db.session.scalars(
+        sa.select(FirmAccount).where(FirmAccount.firm_id == world.firm.id).execution_options(skip_tenant_scope=True))}
+    assert owners == {world.bank_a.id: world.rm_a.id, world.bank_b.id: world.rm_b.id}
 
 
 def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_actors_after(world, login_as, client):
@@ -454,9 +477,9 @@ def test_the_firm_page_reads_its_people_with_their_records_and_only_the_other_ac
     assert timeline.count('data-kind="visit"') == 2 and timeline.count("李经理") == 3  # two visits, one follow-up
     assert "王经理" in history and "李经理" in history
     card = html[html.index('data-testid="account-card"'):]
-    card = card[:card.index("</form>")]
+    card = card[:card.index('data-testid="assign-owner"')]
     assert "意愿强烈" in card and "明确拒绝" not in card  # the bank's own account, from the visits
-    assert f'<option selected value="{world.rm_b.id}">' not in card
+    assert world.rm_b.display_name not in card and world.rm_a.display_name in card  # (its owner, joined too)
     assert not any(re.match(r"SELECT firm_account\.id", s) for s in seen)  # joined to the firm's statement
     # look-ups by key only: PostgreSQL may keep one plan per statement for any value (crm/core/pgconn.py)
     assert any("'plan_cache_mode', 'auto'" in s for s in seen) == (db.engine.dialect.name == "postgresql")

@@ -549,6 +549,7 @@ MATRIX: dict[tuple[str, str], Spec] = {
     ("firms.show", "GET"): Spec("view", EVERYONE, b_firm_show),
     ("firms.edit", "GET"): Spec("edit", WRITERS, b_firm_edit, tenantless=True),
     ("firms.edit", "POST"): Spec("edit", WRITERS, b_firm_edit, ok=(302,), writes=True, tenantless=True),
+    ("firms.assign_owner", "GET"): Spec("edit", BANK, b_assign_owner, tenantless=True),
     ("firms.assign_owner", "POST"): Spec("state", BANK, b_assign_owner, ok=(302,), writes=True),
     ("firms.contacts_json", "GET"): Spec("list", EVERYONE, b_contacts_json),
     ("firms.contact_create", "GET"): Spec("create", BANK | {"bureau"}, b_contact_create, tenantless=True),

@@ -241,7 +241,7 @@ def show(firm_id):
     generic_plans(db.session)  # every statement of the page looks rows up by key
     options = FIRM_PAGE_LOADS
     if current_user.bank_id is not None:  # the bank's own account with the firm (the tenant scope joins no other)
-        options = (*options, joinedload(Firm.accounts))
+        options = (*options, joinedload(Firm.accounts).joinedload(FirmAccount.owner))
     firm = get_or_404(Firm, firm_id, options=options)
     return _render_show(firm)
 
@@ -257,15 +257,11 @@ def _render_show(firm, revealed=None, status=200):
         elif (expires - today).days <= EXPIRY_WARNING_DAYS:
             warning = "soon"
     account = None
-    owner_form = None
     if current_user.bank_id is not None:
         account = next((a for a in firm.accounts if a.bank_id == current_user.bank_id), None)
-        owner_form = OwnerForm()
-        owner_form.owner_id.choices = [("", "—"), *services.bank_user_choices(current_user.bank_id)]
-        owner_form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
     return render_template(
         "firms/show.html", firm=firm, today=today, expires=expires, expiry_warning=warning, account=account,
-        owner_form=owner_form, contacts=services.visible_contacts(firm),
+        contacts=services.visible_contacts(firm),
         timeline=firm_timeline(firm, current_user, records), history=firm_history(firm, current_user, records=records),
         can_manage_contact=services.can_manage_contact,
         contact_org=services.contact_org_id(current_user), revealed=revealed or {}, label=lookups.label,
@@ -275,14 +271,19 @@ def _render_show(firm, revealed=None, status=200):
     ), status
 
 
-@bp.route("/<int:firm_id>/owner", methods=["POST"])
+@bp.route("/<int:firm_id>/owner", methods=["GET", "POST"])
 @bank_user_required
 def assign_owner(firm_id):
-    """Assign the bank's relationship manager for the firm (a user of the same bank)."""
-    firm = get_or_404(Firm, firm_id)
+    """Assign the bank's relationship manager for the firm (a user of the same bank): a page of its own, so the
+    firm page, the one a relationship manager opens most, does not list the bank's every user."""
+    firm = get_or_404(Firm, firm_id, options=(joinedload(Firm.accounts),))
     form = OwnerForm()
     users = services.bank_users(current_user.bank_id)
     form.owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in users]
+    if request.method == "GET":
+        account = next((a for a in firm.accounts if a.bank_id == current_user.bank_id), None)
+        form.owner_id.data = str(account.owner_id) if account and account.owner_id else ""
+        return render_template("firms/owner.html", firm=firm, form=form)
     if not form.validate_on_submit():
         abort(400)
     owner = next((u for u in users if str(u.id) == form.owner_id.data), None)
