@@ -1886,6 +1886,41 @@ def test_staff_in_a_view_filtered_by_industry_is_counted_and_a_firms_change_mean
     db.session.commit()
 
 
+def test_staff_counted_in_a_firm_filtered_view_after_an_earlier_firms_change_is_settled(small):
+    """A firm's attribute corrected and seen before the view was kept leaves non-zero rows in the
+    firm-attribute block; counting staff afterwards must still settle (the block's rows are not global)."""
+    facts = _facts()
+    event, _firms = _busy_event()
+    person, firm_id, industry = db.session.execute(
+        sa.select(Visit.rm_id, Visit.firm_id, Firm.industry_code).join(Firm, Firm.id == Visit.firm_id)
+        .where(Visit.rm_id.in_(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == event.id)),
+               Visit.campaign_id == event.campaign_id, Visit.is_deleted.is_(False))
+        .order_by(Visit.id).limit(1)).one()
+    f = MetricFilter(event.campaign_id, industry_code=industry)
+    other_firm = db.session.scalar(sa.select(Firm.id).where(Firm.id != firm_id).order_by(Firm.id.desc()).limit(1))
+    db.session.commit()
+
+    def restreet(session) -> None:  # (a firm attribute the view's filter does not read: still a firm-block row)
+        firm = session.get(Firm, other_firm)
+        firm.area_code = None if firm.area_code else session.scalar(sa.select(Firm.area_code).where(
+            Firm.area_code.is_not(None)).limit(1))
+        firm.street_id = None
+
+    _commit_elsewhere(restreet)
+    with scoped(scope_for(facts["bureau"])):
+        _exact(small, f)
+        assert sum(db.session.execute(sa.select(snapshots.write_version.c.n).where(
+            snapshots.write_version.c.slot.between(snapshots.SOURCES["firm"],
+                                                   snapshots.SOURCES["firm"] + snapshots.SHARD_BLOCK - 1))).scalars())
+        _commit_elsewhere(_toggle(event.id))
+        cold, unsettled = small.stats["cold"], small.stats["unsettled"]
+        got = compute_metrics(f, DIMENSIONS, backend=small)
+        assert _plain(got) == _plain(compute_metrics(f, DIMENSIONS, backend=REFERENCE))
+        assert small.stats["unsettled"] == unsettled and small.stats["cold"] == cold
+        db.session.commit()
+    db.session.commit()
+
+
 def test_a_view_computed_while_an_event_changes_is_not_kept(small, monkeypatch):
     """Parts computed while another worker commits an event's change may hold its state before or after it, and
     counting check-ins later must know which: the view is served, not kept, and the next one is computed whole."""

@@ -78,6 +78,14 @@ def test_the_lists_hold_the_periods_deals_and_events(known, client, login_as):
     assert set(bank_rows) == {"深圳农商银行", "工商银行深圳分行", "未指定"}
 
 
+def test_an_industry_filter_lists_the_events_tagged_with_it(known, client, login_as):
+    """Events have no firm: the industry filter keeps those tagged with the industry, whatever their status."""
+    login_as("bureau")
+    for industry, codes in (("ai", {"E1", "E4"}), ("low_carbon", {"E2"}), ("low_altitude", {"E5"})):
+        wb = workbook(client, f"industry={industry}&period=custom&from=2026-01-01&to=2026-12-31")
+        assert {r[0] for r in wb["活动及签到"].iter_rows(min_row=2, values_only=True)} == codes, industry
+
+
 def test_a_bank_users_workbook_lists_only_their_bank(known, client, login_as):
     login_as("rm_b")
     wb = workbook(client, "period=custom&from=2026-01-01&to=2026-12-31")

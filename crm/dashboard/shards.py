@@ -275,9 +275,8 @@ class ShardedBackend(FastSqlBackend):
         by_slot = {snapshots.SOURCES[source] + shard: n for source, shards in current.items()
                    for shard, n in shards.items()}
         now_global, now = snapshots.read_slots(session.connection(), {snapshots.EVENT_SLOT, *counted}, blocks)
-        was = {slot for slot in by_slot if slot - slot % snapshots.SHARD_BLOCK in blocks}
-        return (now_global == global_version and was <= now.keys()
-                and all(n == by_slot.get(slot, 0) for slot, n in now.items()))
+        # (a version row is never deleted: a block's rows then are among its rows now)
+        return now_global == global_version and all(n == by_slot.get(slot, 0) for slot, n in now.items())
 
     # -- versions ---------------------------------------------------------------------------------------------
     @classmethod
