@@ -1819,6 +1819,15 @@ def test_a_write_committed_while_check_ins_are_counted_sends_the_view_to_be_comp
     db.session.commit()
 
 
+def _staff_visit(event) -> tuple[int, str]:
+    """(the firm, its industry) of the first visit of the campaign by a person on the event's staff."""
+    return tuple(db.session.execute(
+        sa.select(Visit.firm_id, Firm.industry_code).join(Firm, Firm.id == Visit.firm_id)
+        .where(Visit.rm_id.in_(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == event.id)),
+               Visit.campaign_id == event.campaign_id, Visit.is_deleted.is_(False))
+        .order_by(Visit.id).limit(1)).one())
+
+
 @pytest.mark.parametrize("meanwhile", [None, "a firm's industry"])
 def test_staff_in_a_view_filtered_by_industry_is_counted_and_a_firms_change_meanwhile_unsettles_it(small, monkeypatch,
                                                                                                  meanwhile):
@@ -1828,11 +1837,7 @@ def test_staff_in_a_view_filtered_by_industry_is_counted_and_a_firms_change_mean
     (equal to the reference with that write) and keeps nothing."""
     facts = _facts()
     event, _firms = _busy_event()
-    person, firm_id, industry = db.session.execute(
-        sa.select(Visit.rm_id, Visit.firm_id, Firm.industry_code).join(Firm, Firm.id == Visit.firm_id)
-        .where(Visit.rm_id.in_(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == event.id)),
-               Visit.campaign_id == event.campaign_id, Visit.is_deleted.is_(False))
-        .order_by(Visit.id).limit(1)).one()
+    firm_id, industry = _staff_visit(event)
     f = MetricFilter(event.campaign_id, industry_code=industry)
     elsewhere = next(c for c in facts["industries"] if c != industry)
     db.session.commit()
@@ -1891,11 +1896,7 @@ def test_staff_counted_in_a_firm_filtered_view_after_an_earlier_firms_change_is_
     firm-attribute block; counting staff afterwards must still settle (the block's rows are not global)."""
     facts = _facts()
     event, _firms = _busy_event()
-    person, firm_id, industry = db.session.execute(
-        sa.select(Visit.rm_id, Visit.firm_id, Firm.industry_code).join(Firm, Firm.id == Visit.firm_id)
-        .where(Visit.rm_id.in_(sa.select(event_staff.c.user_id).where(event_staff.c.event_id == event.id)),
-               Visit.campaign_id == event.campaign_id, Visit.is_deleted.is_(False))
-        .order_by(Visit.id).limit(1)).one()
+    firm_id, industry = _staff_visit(event)
     f = MetricFilter(event.campaign_id, industry_code=industry)
     other_firm = db.session.scalar(sa.select(Firm.id).where(Firm.id != firm_id).order_by(Firm.id.desc()).limit(1))
     db.session.commit()
