@@ -24,6 +24,12 @@ def is_safe_path(target: str | None) -> bool:
     return True
 
 
+def safe_path(target: str | None, default: str = "main.home") -> str:
+    """``target`` when it is safe (:func:`is_safe_path`), else the default endpoint's URL: where a page's "back"
+    may lead."""
+    return target if is_safe_path(target) else url_for(default)
+
+
 def redirect_back(target: str | None, default: str = "main.home"):
     """Redirect to target when it is safe, else to the default endpoint."""
-    return redirect(target if is_safe_path(target) else url_for(default))
+    return redirect(safe_path(target, default))

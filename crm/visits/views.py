@@ -15,7 +15,7 @@ from crm.core.formatting import today_local
 from crm.core.forms import perform, save_form
 from crm.core.navigation import add_nav
 from crm.core.scoping import get_or_404
-from crm.core.urls import is_safe_path
+from crm.core.urls import safe_path
 from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
@@ -244,9 +244,8 @@ def followup_reassign(fu_id):
     fu = get_or_404(FollowUp, fu_id)
     form = _reassign_form(fu)
     if request.method == "GET":
-        back = request.args.get("next")
         return render_template("visits/reassign.html", fu=fu, form=form, today=today_local(),
-                               next=back if is_safe_path(back) else url_for("visits.my_followups"))
+                               next=safe_path(request.args.get("next"), "visits.my_followups"))
     if not form.validate_on_submit():
         abort(400)
     assignee = db.session.get(User, int(form.assignee_id.data))
