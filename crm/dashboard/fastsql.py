@@ -411,12 +411,14 @@ class FastSqlBackend(SqlBackend):
             found.add(user_id, user_id // width, groups)
         return found.rows("staff_participating")
 
-    def staff_rows(self, c, users: Optional[list] = None, other_than: tuple = ()) -> list:
+    def staff_rows(self, c, users: Optional[list] = None, other_than: tuple = (),
+                   visit_ids: Optional[list] = None) -> list:
         """(user, their bank, the record's bank, branch and month, None) of visits as RM and as companion, and
         (user, their bank, None, None, month, event) of event staff, of ``c``'s user shards or (``users``) of those
-        users, at events but ``other_than``."""
+        users, at events but ``other_than``; with ``visit_ids``, of those visits only (and no event staff)."""
         def user_conds(col) -> list:
-            return _shard_conds(c, col, "user") if users is None else [col.in_(users)]
+            conds = _shard_conds(c, col, "user") if users is None else [col.in_(users)]
+            return conds if visit_ids is None else [*conds, Visit.id.in_(visit_ids)]
 
         no_id = sa.cast(sa.null(), sa.Integer)
         reads = []
@@ -429,12 +431,13 @@ class FastSqlBackend(SqlBackend):
             reads.append(sa.select(pairs.c.user_id, User.bank_id, pairs.c.bank_id, pairs.c.branch_id, pairs.c.month,
                                    no_id.label("event_id"))
                          .join(User, User.id == pairs.c.user_id).where(*_bank_user_conds(c)))
-        staff = _event_staff_from(c)  # (with the shards' conditions)
-        if users is not None:
-            staff = staff.where(event_staff.c.user_id.in_(users))
-        if other_than:
-            staff = staff.where(Event.id.not_in(other_than))
-        reads.append(staff.add_columns(User.bank_id, no_id, no_id, _month(Event.held_on), Event.id).distinct())
+        if visit_ids is None:
+            staff = _event_staff_from(c)  # (with the shards' conditions)
+            if users is not None:
+                staff = staff.where(event_staff.c.user_id.in_(users))
+            if other_than:
+                staff = staff.where(Event.id.not_in(other_than))
+            reads.append(staff.add_columns(User.bank_id, no_id, no_id, _month(Event.held_on), Event.id).distinct())
         return db.session.execute(sa.union_all(*reads)).all()
 
     def staff_groups(self, c, dims, rows):

@@ -209,7 +209,7 @@ class ShardedBackend(FastSqlBackend):
         self._known: tuple[Any, dict] = (None, {})
         self._known_lock = threading.Lock()
         self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "shards_counted": 0,
-                      "bypassed": 0, "unsettled": 0}
+                      "bypassed": 0, "unsettled": 0, "staff_added": 0}
 
     def clear(self) -> None:
         self._entries.clear()
@@ -436,11 +436,14 @@ class ShardedBackend(FastSqlBackend):
         now_events = current[EVENTS].get(0, 0)
         oldest = min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=now_events)
         changes = self._event_changes(oldest, now_events)
+        quiet = set()  # the dims whose entries no event's change moved since (their staff's new visits are counted)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
                 then = entry.versions[source]
                 written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
+            if not written[EVENTS]:
+                quiet.add(dim)
             if any(written.values()):
                 stale[dim] = {name: set().union(*(written[source] for source in part.sources))
                               for name, part in PARTS.items() if self._wanted(name, dim)}
@@ -471,6 +474,10 @@ class ShardedBackend(FastSqlBackend):
                         if people and _firm_conds(c):  # (their visits are filtered by firms' attributes, which
                             # no slot of theirs settles: every firm's, ``_settled``)
                             blocks.add(snapshots.SOURCES[FIRM_ATTRIBUTES])
+        inserted, insert_slots = self._inserted_visits(c, entries, stale, current, quiet)
+        self.stats["staff_added"] += len(inserted)
+        for dim, name, shard in inserted:  # (counted from their new visits, not recomputed)
+            stale[dim][name].discard(shard)
         # (each entry's changes are the last ones of one sequence: the longest holds every other's; the oldest
         # entry's may be gone from the log, its parts then recomputed over every shard)
         widest = max((*since_by_dim.values(), *events_counting.values()), key=len, default=[])
@@ -480,13 +487,14 @@ class ShardedBackend(FastSqlBackend):
             got = {}, {(dim, name, shard) for dim, by_name in counting.items() for name, shards in by_name.items()
                        if name in CHECKIN_PARTS for shard in shards}
         deltas, uncounted = got
+        deltas.update(inserted)
         if any("staff" in by_name for by_name in counting.values()):
             staff_deltas, staff_uncounted = self._staff_deltas(c, entries, counting, since_by_dim, widest, kinds)
             deltas.update(staff_deltas)
             uncounted |= staff_uncounted
         # every shard counted, with or without a change: one whose firms left the rows read meanwhile (their
         # check-ins undone by another worker) kept its part, which must still be what its slots say
-        recounted = any(shards for by_name in counting.values() for shards in by_name.values())
+        recounted = bool(inserted) or any(shards for by_name in counting.values() for shards in by_name.values())
         for dim, name, shard in uncounted:
             stale[dim][name].add(shard)
         for name in PARTS:
@@ -509,8 +517,9 @@ class ShardedBackend(FastSqlBackend):
                 jobs[dim] = shards
             self.stats["shards_recomputed"] += sum(len(shards) for shards in jobs.values())
             recounted |= bool(jobs) and name in EVENT_PARTS
-        counted = {snapshots.SOURCES[source] + shard for by_name in counting.values()
-                   for name, shards in by_name.items() for shard in shards for source in PARTS[name].sources}
+        counted = insert_slots | {snapshots.SOURCES[source] + shard for by_name in counting.values()
+                                  for name, shards in by_name.items() for shard in shards
+                                  for source in PARTS[name].sources}
         for (dim, name, shard), part in deltas.items():
             entries[dim].put(name, shard, part)
         self.stats["shards_counted"] += len(deltas)
@@ -527,6 +536,50 @@ class ShardedBackend(FastSqlBackend):
         for dim in stale:
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale), counted, blocks, recounted
+
+    def _inserted_visits(self, c, entries: dict, stale: dict, current, quiet: set) -> tuple[dict, set]:
+        """The staff parts of the stale user shards, in the entries of the dims ``quiet``, whose every write since
+        the entries were computed added visits only (``snapshots.visit_insert_log``), counted from those visits
+        instead of recomputed from all the person's: ({(dim, "staff", shard): its new part}, those shards' slots).
+
+        A user shard holds one person (``USER_SHARD_WIDTH``), and its part the groups they take part in. A new
+        visit can only add them to the groups it belongs to, so their groups now are the part's and those of their
+        new visits as the view reads them (``staff_rows`` of those visits, with the view's conditions). The entries'
+        events did not change since (``quiet``: else :meth:`_staff_deltas` counts their staff from the part's
+        state). The visits are read as they are now: one changed again since the count the view was computed
+        under was logged is a write after it, which ``_settled`` finds (the slots returned are among ``counted``)."""
+        if snapshots.USER_SHARD_WIDTH != 1:
+            return {}, set()
+        wanted = {dim: {shard: entries[dim].versions["people"].get(shard, 0) for shard in stale[dim]["staff"]}
+                  for dim in quiet if stale.get(dim, {}).get("staff")}
+        if not wanted:
+            return {}, set()
+        base, now = snapshots.SOURCES["people"], current["people"]
+        spans: dict = {}  # slot -> (the oldest count its entries saw, its count now)
+        for by_shard in wanted.values():
+            for shard, then in by_shard.items():
+                slot = base + shard
+                spans[slot] = (min(then, spans.get(slot, (then,))[0]), now.get(shard, 0))
+        found = {slot - base: ids for slot, ids in snapshots.read_visit_inserts(db.session.connection(),
+                                                                                spans).items()}
+        if not found:
+            return {}, set()
+        rows = self.staff_rows(dataclasses.replace(c, by_ids=True), users=sorted(found),
+                               visit_ids=sorted(set().union(*found.values())))
+        groups: dict = {dim: {} for dim in wanted}
+        for user_id, at in self.staff_groups(c, tuple(wanted), rows):
+            for dim in wanted:
+                groups[dim].setdefault(user_id, set()).update(_group_key(dim, at, {}))
+        field = _COUNTED_FIELD["staff"]
+        deltas, uncounted = {}, set()
+        for dim, by_shard in wanted.items():
+            moves: dict = {}
+            for shard in by_shard.keys() & found.keys():
+                was_in = {g for g, raw in (entries[dim].parts["staff"].get(shard) or {}).items() if raw.get(field)}
+                _count_membership(moves.setdefault(("staff", shard), {}), was_in,
+                                  was_in | groups[dim].get(shard, set()))
+            _move_parts(entries[dim], dim, moves, deltas, uncounted)
+        return deltas, {base + shard for shard in found}
 
     def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list, kinds: dict):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes

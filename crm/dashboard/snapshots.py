@@ -143,14 +143,29 @@ event_change_log = sa.Table(
 #: computed again for every shard of its check-ins and firms reached)
 EVENT_LOG_KEPT = 1000
 
+#: the new visits of each commit that bumped a person's ``people`` row with new visits only (no visit of theirs edited,
+#: deleted or given companions): one row per such person and commit, numbered by the row's count after the bump, so a
+#: reader that kept a view at count ``a`` of the row and sees ``b`` finds every commit in between as the rows
+#: ``a < seq <= b``; a count with no row was a commit that did more, and the person's part is recomputed. Its
+#: ``visit_ids``: the ids of the new visits, as JSON (``shards.ShardedBackend._inserted_visits``)
+VISIT_INSERT_TABLE = "dashboard_visit_insert"
+visit_insert_log = sa.Table(
+    VISIT_INSERT_TABLE, Base.metadata,
+    sa.Column("slot", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("visit_ids", sa.Text, nullable=False),
+)
+#: a writer whose count of a person's row reaches a multiple of this drops that row's older entries, keeping this many
+VISIT_INSERT_KEPT = 100
+
 #: tables no kept number or fact reads: writes to them never invalidate (every other table does). Besides the
 #: bookkeeping: the targets (the page reads them for each request, beside the kept numbers), a pledge's patent and
 #: its valuations and securitisation pools (registered with a pledge, whose own row is placed), and code lists no
 #: number is grouped by. ``tests/test_dashboard_snapshots.py`` fails when a kept number or fact reads one of them.
 IGNORED_TABLES = frozenset({
-    VERSION_TABLE, STORE_TABLE, EVENT_LOG_TABLE, "alembic_version", "audit_entry", "api_token", "follow_up", "contact",
-    "export_column_set", "firm_account", "stage_change", "target", "ip_asset", "valuation", "securitisation_pool",
-    "decline_reason", "visit_mode", "willingness_level",
+    VERSION_TABLE, STORE_TABLE, EVENT_LOG_TABLE, VISIT_INSERT_TABLE, "alembic_version", "audit_entry", "api_token",
+    "follow_up", "contact", "export_column_set", "firm_account", "stage_change", "target", "ip_asset", "valuation",
+    "securitisation_pool", "decline_reason", "visit_mode", "willingness_level",
 })
 #: the columns of a visit the numbers read; of those, the ones that decide which firm was visited (reached), when,
 #: by whom (staff) and for which bank: every column but the need (firms with a need)
@@ -175,6 +190,8 @@ INSERT_IGNORED = frozenset({"firm"})
 _DIRTY = "crm_dashboard_dirty"  #: in Connection.info (the pooled DBAPI connection's): this transaction wrote
 _SHARDS = "crm_dashboard_shards"  #: in Connection.info: shard slots written by flushes (when not _DIRTY)
 _EVENT_LOG = "crm_dashboard_event_log"  #: in Connection.info: the held events' changes of those flushes (``_bump``)
+#: in Connection.info: {people slot: the new visits of those flushes it holds, None when one of theirs was changed}
+_VISIT_INSERTS = "crm_dashboard_visit_inserts"
 _HAS_TABLE = "crm_dashboard_version_table"  #: in Connection.info: the schema generation it was found in
 _schema_generation = 0  #: bumped by any DDL this process runs, so "the table exists" is checked again
 
@@ -290,12 +307,14 @@ def _has_table(dbapi_connection, dialect_name: str, info: dict, table: str = "")
 
 
 def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int] = (),
-          events: Optional[dict] = None) -> None:
+          events: Optional[dict] = None, inserts: Optional[dict] = None) -> None:
     """Add one to a random global slot, or to each of the shard slots ``shards``, through the raw DBAPI connection
     (inside its open transaction). Shard rows are taken in order, so two writers never wait for each other in a
     cycle. With ``EVENT_SLOT`` among them, the held events' changes ``events`` ({event id: [state before, state
     after, check-in shards]}) are logged under its new count (:data:`event_change_log`); without that table (a
-    database before 0015) their shards' check-in rows are bumped instead."""
+    database before 0015) their shards' check-in rows are bumped instead. The people slots among them with new
+    visits only (``inserts``: {slot: visit ids, or None}) have those visits logged under their new counts
+    (:data:`visit_insert_log`)."""
     if not _has_table(dbapi_connection, dialect_name, info):
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
     slots = sorted(shards) or [random.randrange(SLOTS)]
@@ -307,10 +326,17 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
                        | (_user_slots({u for old, new, _s in changes for state in (old, new) if state
                                        for u in state[5]}) or set()))
     values = ", ".join(f"({int(slot):d}, 1)" for slot in slots)
+    inserted = {slot: ids for slot, ids in (inserts or {}).items() if ids and slot in slots}
+    if inserted and not _has_table(dbapi_connection, dialect_name, info, VISIT_INSERT_TABLE):
+        inserted = {}
     cur = dbapi_connection.cursor()
     try:
         cur.execute(f"INSERT INTO {VERSION_TABLE} (slot, n) VALUES {values} "
-                    f"ON CONFLICT (slot) DO UPDATE SET n = {VERSION_TABLE}.n + 1")
+                    f"ON CONFLICT (slot) DO UPDATE SET n = {VERSION_TABLE}.n + 1"
+                    + (" RETURNING slot, n" if inserted else ""))
+        if inserted:  # (each row locked by this transaction from here to its commit: the counts are its own)
+            counts = {int(slot): int(n) for slot, n in cur.fetchall()}
+            _log_visit_inserts(cur, dialect_name, {slot: (counts[slot], ids) for slot, ids in inserted.items()})
         if logged:  # (the event row is locked by this transaction from here to its commit: the counts are its own)
             cur.execute(f"SELECT n FROM {VERSION_TABLE} WHERE slot = {EVENT_SLOT:d}")
             seq = int(cur.fetchone()[0])
@@ -326,6 +352,42 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
                 cur.execute(f"DELETE FROM {EVENT_LOG_TABLE} WHERE seq <= {seq - EVENT_LOG_KEPT:d}")
     finally:
         cur.close()
+
+
+def _log_visit_inserts(cur, dialect_name: str, logged: dict) -> None:
+    """Write the rows of :data:`visit_insert_log` ``logged`` {slot: (its count after the bump, visit ids)}, and drop
+    the older rows of a slot whose count reaches a multiple of :data:`VISIT_INSERT_KEPT`."""
+    mark = "?" if dialect_name == "sqlite" else "%s"
+    rows = sorted(logged.items())
+    # (a row left under this number, by counts restored from an older copy of the version table alone, is replaced)
+    cur.execute(f"INSERT INTO {VISIT_INSERT_TABLE} (slot, seq, visit_ids) VALUES "
+                + ", ".join(f"({slot:d}, {seq:d}, {mark})" for slot, (seq, _ids) in rows)
+                + " ON CONFLICT (slot, seq) DO UPDATE SET visit_ids = excluded.visit_ids",
+                tuple(json.dumps(sorted(ids), separators=(",", ":")) for _slot, (_seq, ids) in rows))
+    for slot, (seq, _ids) in rows:
+        if seq % VISIT_INSERT_KEPT == 0:
+            cur.execute(f"DELETE FROM {VISIT_INSERT_TABLE} "
+                        f"WHERE slot = {slot:d} AND seq <= {seq - VISIT_INSERT_KEPT:d}")
+
+
+def read_visit_inserts(conn: sa.Connection, wanted: dict) -> dict:
+    """{slot: the ids of the new visits logged with its counts ``after < seq <= upto``} of each slot of ``wanted``
+    {slot: (after, upto)} whose every count in between is logged (:data:`visit_insert_log`); a slot with one count
+    not logged (a commit that did more than add visits, a row dropped, a database before 0016) is left out."""
+    wanted = {slot: (after, upto) for slot, (after, upto) in wanted.items() if upto > after}
+    if not wanted or not _has_table(conn.connection.dbapi_connection, conn.dialect.name, conn.info,
+                                    VISIT_INSERT_TABLE):
+        return {}
+    t = visit_insert_log
+    lowest = min(after for after, _upto in wanted.values())
+    found: dict = {}
+    for slot, seq, ids in conn.execute(sa.select(t.c.slot, t.c.seq, t.c.visit_ids)
+                                       .where(t.c.slot.in_(sorted(wanted)), t.c.seq > lowest)):
+        after, upto = wanted[slot]
+        if after < seq <= upto:
+            found.setdefault(slot, []).append(ids)
+    return {slot: {int(i) for ids in found[slot] for i in json.loads(ids)} for slot, (after, upto) in wanted.items()
+            if len(found.get(slot, ())) == upto - after}
 
 
 def read_event_changes(conn: sa.Connection, after: int, upto: int, *, numbered: bool = False) -> Optional[list]:
@@ -368,6 +430,11 @@ class _Placed:
     slots: Optional[frozenset]  #: the shard slots its rows live in; None when one of them cannot be placed
     tables: frozenset  #: the tables of the rows it placed
     events: Optional[dict] = None  #: with ``EVENT_SLOT`` among the slots: its events' changes (``_event_change``)
+    #: the new visits it writes, each with its people's slots: ((visit, slots), ...), their ids known after the flush
+    new_visits: tuple = ()
+    #: the people slots it bumps for anything else (a stored visit edited, deleted or given companions, a new
+    #: event's staff): not new visits only
+    people_edited: frozenset = frozenset()
 
 
 _FLUSH: contextvars.ContextVar[Optional[_Placed]] = contextvars.ContextVar("crm_dashboard_flush", default=None)
@@ -844,13 +911,20 @@ def _place_flush(session) -> _Placed:
         return _Placed(weakref.ref(session), None, frozenset())
     placed = [(obj, _PLACERS[name]) for obj in objs if (name := getattr(obj, "__tablename__", None)) in _PLACERS]
     known = _Lookups(session, [obj for obj, _placer in placed])
+    new_visits, people_edited = [], set()
     for obj, placer in placed:  # (objects of other tables: their statements, if any, bump a global slot)
         got = placer[1](obj, known)
         if got is None:
             return _Placed(weakref.ref(session), None, frozenset())
         slots |= got
         tables |= placer[0]
-    return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables), known.event_changes)
+        people = frozenset(s for s in got if SOURCES["people"] <= s < SOURCES["people"] + SHARD_BLOCK)
+        if placer[1] is _place_visit and sa.inspect(obj).key is None:  # (pending: its INSERT is in this flush)
+            new_visits.append((obj, people))
+        else:  # (a stored visit, a new event's staff: not new visits only)
+            people_edited |= people
+    return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables), known.event_changes,
+                   tuple(new_visits), frozenset(people_edited))
 
 
 def _before_flush(session, flush_context, instances) -> None:
@@ -860,6 +934,28 @@ def _before_flush(session, flush_context, instances) -> None:
 def _after_flush(session, *args) -> None:
     """After a flush, and after a rollback (a flush that raised leaves no placement behind)."""
     _FLUSH.set(None)
+
+
+def _after_flush_postexec(session, flush_context) -> None:
+    """After a flush that succeeded: its new visits, which have their ids now, noted for the people whose slots they
+    bumped (:data:`visit_insert_log`), unless its transaction already bumps a global slot."""
+    flush = _FLUSH.get()
+    _FLUSH.set(None)
+    if flush is None or flush.slots is None or not (flush.new_visits or flush.people_edited):
+        return
+    info = session.connection().info
+    if info.get(_DIRTY):
+        return
+    noted = info.setdefault(_VISIT_INSERTS, {})
+    for slot in flush.people_edited:
+        noted[slot] = None
+    for visit, people in flush.new_visits:
+        identity = sa.inspect(visit).identity
+        for slot in people:
+            if identity is None:  # (never: a flushed row has its key)
+                noted[slot] = None
+            elif noted.setdefault(slot, set()) is not None:
+                noted[slot].add(int(identity[0]))
 
 
 def _placed(tables: Optional[frozenset]) -> Optional[_Placed]:
@@ -937,9 +1033,10 @@ def _after_cursor_execute(conn, cursor, statement, parameters, context, executem
 
 def _on_commit(conn) -> None:
     dirty, shards = conn.info.pop(_DIRTY, False), conn.info.pop(_SHARDS, None)
-    events = conn.info.pop(_EVENT_LOG, None)
+    events, inserts = conn.info.pop(_EVENT_LOG, None), conn.info.pop(_VISIT_INSERTS, None)
     if dirty or shards:
-        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards, events)
+        _bump(conn.connection.dbapi_connection, conn.dialect.name, conn.info, () if dirty else shards, events,
+              None if dirty else inserts)
 
 
 def _on_rollback_savepoint(conn, name, context) -> None:
@@ -953,12 +1050,12 @@ def _on_rollback_savepoint(conn, name, context) -> None:
 def _mark_dirty(info: dict) -> None:
     """The transaction wrote what no shard holds: its commit bumps a global slot, and no shard slot nor change."""
     info[_DIRTY] = True
-    info.pop(_SHARDS, None)
-    info.pop(_EVENT_LOG, None)
+    for key in (_SHARDS, _EVENT_LOG, _VISIT_INSERTS):
+        info.pop(key, None)
 
 
 def _forget(info: dict) -> None:
-    for key in (_DIRTY, _SHARDS, _EVENT_LOG):
+    for key in (_DIRTY, _SHARDS, _EVENT_LOG, _VISIT_INSERTS):
         info.pop(key, None)
 
 
@@ -978,7 +1075,7 @@ def _listen() -> None:
                              (Engine, "rollback", _on_rollback),
                              (Engine, "rollback_savepoint", _on_rollback_savepoint), (Pool, "reset", _on_pool_reset),
                              (Session, "before_flush", _before_flush),
-                             (Session, "after_flush_postexec", _after_flush),
+                             (Session, "after_flush_postexec", _after_flush_postexec),
                              (Session, "after_soft_rollback", _after_flush)):
         if not event.contains(target, name, fn):
             event.listen(target, name, fn)
