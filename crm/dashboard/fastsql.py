@@ -227,40 +227,34 @@ class FastSqlBackend(SqlBackend):
 
         return _for_view(_FEW_VISITS, c, count)
 
-    def _visit_grain(self, c, attrs: tuple) -> list:
+    def _visit_grain(self, c, attrs: tuple, new: Optional[list] = None) -> list:
         """(firm, bank, branch, month, *its ``attrs``, visits, any with a need) for the visits of ``c``'s shards,
-        once for the visits and firms-reached families."""
+        once for the visits and firms-reached families; with ``new`` (visit ids), whether the row's visits are
+        among them before the two counts (a row for each)."""
         def read():
             keys = [Visit.firm_id, Visit.bank_id, Visit.branch_id, _month(Visit.visited_on),
                     *(_FIRM_ATTRIBUTE[dim] for dim in attrs)]
+            if new is not None:
+                keys.append(sa.case((Visit.id.in_(new), 1), else_=0))
             need = sa.case((Visit.need_amount_fen > 0, 1), else_=0)
             stmt = self.visits_from(c, *keys, sa.func.count(), sa.func.max(need))
             return db.session.execute(_with_firm(stmt, c, attrs, Visit.firm_id).group_by(*keys)).all()
 
-        return _for_view(_VISIT_GRAIN, (c, attrs), read)
+        return _for_view(_VISIT_GRAIN, (c, attrs, new), read)
 
     def _visits_by_dims(self, c, dims):
         attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
-        acc = {dim: {} for dim in dims}
-        width = c.shards.firm_width
-        for firm_id, bank, branch, month, *rest in self._visit_grain(c, attrs):
-            *values, n, needed = rest
-            at = {"bank": bank, "branch": branch, "month": month, **dict(zip(attrs, values))}
-            shard = firm_id // width
-            for dim, groups in acc.items():
-                a = groups.setdefault((shard,) if dim is None else (at[dim], shard), [0, set(), set()])
-                a[0] += n
-                a[1].add(firm_id)
-                if needed:
-                    a[2].add(firm_id)
-        return {dim: [({"visits": n, "firms_visited": len(firms), "firms_with_need": len(need_firms)}, *key)
-                      for key, (n, firms, need_firms) in groups.items()] for dim, groups in acc.items()}
+        return count_visits(self._visit_grain(c, attrs), dims, attrs, c.shards.firm_width)
 
     def _reached_by_dims(self, c, dims):
         attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
+        return self.count_reached(c, dims, attrs, self._visit_grain(c, attrs))
+
+    def count_reached(self, c, dims, attrs: tuple, visit_rows: list) -> dict:
+        """Firms reached by ``dims`` from rows of :meth:`_visit_grain` and the check-ins of ``c``'s shards."""
         found = _Distinct(dims)
         width = c.shards.firm_width
-        for firm_id, bank, branch, month, *rest in self._visit_grain(c, attrs):
+        for firm_id, bank, branch, month, *rest in visit_rows:
             values = rest[:len(attrs)]
             at = {"bank": (bank,), "branch": (branch,), "month": (month,), **{d: (v,) for d, v in zip(attrs, values)}}
             found.add(firm_id, firm_id // width, at)
@@ -532,6 +526,24 @@ class _Sums:
     def rows(self) -> dict:
         return {dim: [({**totals, **{k: len(v) for k, v in members.items()}}, *key)
                       for key, (totals, members) in found.items()] for dim, found in self.found.items()}
+
+
+def count_visits(rows: list, dims: tuple, attrs: tuple, width: int) -> dict:
+    """Visits, firms visited and firms with a need by ``dims`` and shard (of ``width`` firms), as the family's
+    statements return them, from rows of ``FastSqlBackend._visit_grain``."""
+    acc: dict = {dim: {} for dim in dims}
+    for firm_id, bank, branch, month, *rest in rows:
+        *values, n, needed = rest
+        at = {"bank": bank, "branch": branch, "month": month, **dict(zip(attrs, values))}
+        shard = firm_id // width
+        for dim, groups in acc.items():
+            a = groups.setdefault((shard,) if dim is None else (at[dim], shard), [0, set(), set()])
+            a[0] += n
+            a[1].add(firm_id)
+            if needed:
+                a[2].add(firm_id)
+    return {dim: [({"visits": n, "firms_visited": len(firms), "firms_with_need": len(need_firms)}, *key)
+                  for key, (n, firms, need_firms) in groups.items()] for dim, groups in acc.items()}
 
 
 class _Distinct:

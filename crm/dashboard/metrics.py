@@ -165,6 +165,8 @@ class ShardSpec:
     #: with ``user``: the bank users in those shards (the only users staff counts), so the statements look up their
     #: visits by user, never a campaign's visits by date (the planner's choice under a disjunction of id ranges)
     user_ids: Optional[tuple[int, ...]] = None
+    #: with ``firm``: only these firms of those shards (their share of the shards' numbers)
+    firm_ids: Optional[tuple[int, ...]] = None
     #: with ``firm`` or ``user``: read the shards' rows and count every breakdown from them (a few shards), or False:
     #: one grouped statement per breakdown with the shards' id ranges as conditions (many shards)
     by_rows: bool = True
@@ -265,8 +267,9 @@ def _shard_conds(c: _Ctx, col, space: str = "firm") -> list:
     wanted = c.shards.firm if space == "firm" else c.shards.user
     if wanted is None:
         return []
-    if space == "user" and c.shards.user_ids is not None:
-        return [col.in_(c.shards.user_ids)] if c.shards.user_ids else [sa.false()]
+    ids = c.shards.user_ids if space == "user" else c.shards.firm_ids
+    if ids is not None:
+        return [col.in_(ids)] if ids else [sa.false()]
     return shard_ranges(col, wanted, c.shards.firm_width if space == "firm" else c.shards.user_width)
 
 

@@ -82,7 +82,9 @@ import sqlalchemy as sa
 from crm.auth.models import User
 from crm.core.scoping import current_scope
 from crm.dashboard import snapshots
-from crm.dashboard.fastsql import _NO_ORGANISER, FastSqlBackend, forget_view_rows, per_transaction
+from crm.dashboard.fastsql import (
+    _FIRM_ATTRIBUTE, _NO_ORGANISER, FastSqlBackend, count_visits, forget_view_rows, per_transaction,
+)
 from crm.dashboard.metrics import (
     _FAMILY_DIMS, Names, ShardSpec, _bank_user_conds, _firm_conds, _key, _month, shard_ranges,
 )
@@ -209,7 +211,7 @@ class ShardedBackend(FastSqlBackend):
         self._known: tuple[Any, dict] = (None, {})
         self._known_lock = threading.Lock()
         self.stats = {"cold": 0, "refreshed": 0, "reused": 0, "shards_recomputed": 0, "shards_counted": 0,
-                      "bypassed": 0, "unsettled": 0, "staff_added": 0}
+                      "bypassed": 0, "unsettled": 0, "added": 0}
 
     def clear(self) -> None:
         self._entries.clear()
@@ -327,12 +329,7 @@ class ShardedBackend(FastSqlBackend):
             wanted = tuple(dim for dim in dims if dim is None or dim in _FAMILY_DIMS[family])
             if not wanted:
                 continue
-            for dim, rows in self.family_rows(family, sc, wanted).items():
-                for values, *keys in rows:
-                    g, shard = (None, keys[0]) if dim is None else (_key(keys[0]), keys[1])
-                    raw = parts[dim].setdefault(int(shard), {}).setdefault(g, {})
-                    for k, v in values.items():
-                        raw[k] = raw.get(k, 0) + int(v)
+            _add_rows(parts, self.family_rows(family, sc, wanted))
         return parts
 
     def _bank_users(self, shards: tuple[int, ...]) -> tuple[int, ...]:
@@ -436,14 +433,14 @@ class ShardedBackend(FastSqlBackend):
         now_events = current[EVENTS].get(0, 0)
         oldest = min((e.versions[EVENTS].get(0, 0) for e in entries.values()), default=now_events)
         changes = self._event_changes(oldest, now_events)
-        quiet = set()  # the dims whose entries no event's change moved since (their staff's new visits are counted)
+        quiet = {}  # dim -> what was written since its entry, when no event's change was (new visits are counted)
         for dim, entry in entries.items():
             written = {}
             for source, now in current.items():
                 then = entry.versions[source]
                 written[source] = {s for s in now.keys() | then.keys() if now.get(s, 0) != then.get(s, 0)}
             if not written[EVENTS]:
-                quiet.add(dim)
+                quiet[dim] = written
             if any(written.values()):
                 stale[dim] = {name: set().union(*(written[source] for source in part.sources))
                               for name, part in PARTS.items() if self._wanted(name, dim)}
@@ -475,7 +472,7 @@ class ShardedBackend(FastSqlBackend):
                             # no slot of theirs settles: every firm's, ``_settled``)
                             blocks.add(snapshots.SOURCES[FIRM_ATTRIBUTES])
         inserted, insert_slots = self._inserted_visits(c, entries, stale, current, quiet)
-        self.stats["staff_added"] += len(inserted)
+        self.stats["added"] += len(inserted)
         for dim, name, shard in inserted:  # (counted from their new visits, not recomputed)
             stale[dim][name].discard(shard)
         # (each entry's changes are the last ones of one sequence: the longest holds every other's; the oldest
@@ -537,49 +534,109 @@ class ShardedBackend(FastSqlBackend):
             entries[dim].versions = {source: dict(versions) for source, versions in current.items()}
         return set(stale), counted, blocks, recounted
 
-    def _inserted_visits(self, c, entries: dict, stale: dict, current, quiet: set) -> tuple[dict, set]:
-        """The staff parts of the stale user shards, in the entries of the dims ``quiet``, whose every write since
+    def _inserted_visits(self, c, entries: dict, stale: dict, current, quiet: dict) -> tuple[dict, set]:
+        """The stale parts a new visit moves (its firm's visits and firms reached, its people's staff), in the
+        entries of the dims ``quiet`` ({dim: what was written since its entry}), whose shards' every write since
         the entries were computed added visits only (``snapshots.visit_insert_log``), counted from those visits
-        instead of recomputed from all the person's: ({(dim, "staff", shard): its new part}, those shards' slots).
+        instead of recomputed: ({(dim, part, shard): its new part}, the slots of those parts' sources).
 
-        A user shard holds one person (``USER_SHARD_WIDTH``), and its part the groups they take part in. A new
-        visit can only add them to the groups it belongs to, so their groups now are the part's and those of their
-        new visits as the view reads them (``staff_rows`` of those visits, with the view's conditions). The entries'
-        events did not change since (``quiet``: else :meth:`_staff_deltas` counts their staff from the part's
-        state). The visits are read as they are now: one changed again since the count the view was computed
-        under was logged is a write after it, which ``_settled`` finds (the slots returned are among ``counted``)."""
-        if snapshots.USER_SHARD_WIDTH != 1:
-            return {}, set()
-        wanted = {dim: {shard: entries[dim].versions["people"].get(shard, 0) for shard in stale[dim]["staff"]}
-                  for dim in quiet if stale.get(dim, {}).get("staff")}
-        if not wanted:
-            return {}, set()
-        base, now = snapshots.SOURCES["people"], current["people"]
+        The entries' events did not change since (``quiet``: else their check-ins and staff are counted from the
+        parts' state, :meth:`_checkin_deltas`); a firm part's other sources (a need edited, a check-in, a firm's
+        industry) were not written in its shard since. The visits are read as they are now: a write after the counts
+        the view was computed under may be in those rows, which ``_settled`` finds (the slots returned are among
+        ``counted``)."""
+        jobs: dict = {}  # (dim, part) -> {shard: the count of its visits' (people's) slot its entry saw}
+        for dim, written in quiet.items():
+            by_name = stale.get(dim, {})
+            if snapshots.USER_SHARD_WIDTH == 1 and by_name.get("staff"):
+                jobs[(dim, "staff")] = {shard: entries[dim].versions["people"].get(shard, 0)
+                                        for shard in by_name["staff"]}
+            for name in ("visits", "reached"):
+                others = set().union(*(written[source] for source in PARTS[name].sources if source != "visit"))
+                shards = {shard: entries[dim].versions["visit"].get(shard, 0) for shard in by_name.get(name) or ()
+                          if shard not in others}
+                if shards:
+                    jobs[(dim, name)] = shards
         spans: dict = {}  # slot -> (the oldest count its entries saw, its count now)
-        for by_shard in wanted.values():
+        for (_dim, name), by_shard in jobs.items():
+            source = "people" if name == "staff" else "visit"
             for shard, then in by_shard.items():
-                slot = base + shard
-                spans[slot] = (min(then, spans.get(slot, (then,))[0]), now.get(shard, 0))
-        found = {slot - base: ids for slot, ids in snapshots.read_visit_inserts(db.session.connection(),
-                                                                                spans).items()}
-        if not found:
-            return {}, set()
-        rows = self.staff_rows(dataclasses.replace(c, by_ids=True), users=sorted(found),
-                               visit_ids=sorted(set().union(*found.values())))
-        groups: dict = {dim: {} for dim in wanted}
-        for user_id, at in self.staff_groups(c, tuple(wanted), rows):
-            for dim in wanted:
+                slot = snapshots.SOURCES[source] + shard
+                spans[slot] = (min(then, spans.get(slot, (then,))[0]), current[source].get(shard, 0))
+        found = snapshots.read_visit_inserts(db.session.connection(), spans) if spans else {}
+        deltas: dict = {}
+        counted: set = set()
+        for space, source, add in (("user", "people", self._added_staff), ("firm", "visit", self._added_firm_visits)):
+            base = snapshots.SOURCES[source]
+            logged = {slot - base: ids for slot, ids in found.items() if base <= slot < base + snapshots.SHARD_BLOCK}
+            mine = {key: {shard: then for shard, then in by_shard.items() if shard in logged}
+                    for key, by_shard in jobs.items() if PARTS[key[1]].space == space}
+            mine = {key: by_shard for key, by_shard in mine.items() if by_shard}
+            if mine:
+                add(c, entries, mine, logged, deltas)
+        for dim, name, shard in deltas:
+            counted |= {snapshots.SOURCES[source] + shard for source in PARTS[name].sources}
+        return deltas, counted
+
+    def _added_staff(self, c, entries: dict, jobs: dict, logged: dict, deltas: dict) -> None:
+        """Staff (``jobs``: {(dim, "staff"): {shard: ...}}) after their people's new visits ``logged`` {shard:
+        visit ids}. A user shard holds one person (``USER_SHARD_WIDTH``), and its part the groups they take part in;
+        a new visit can only add them to the groups it belongs to, so their groups now are the part's and those of
+        their new visits as the view reads them (``staff_rows`` of those visits, with the view's conditions)."""
+        people = sorted({shard for by_shard in jobs.values() for shard in by_shard})
+        rows = self.staff_rows(dataclasses.replace(c, by_ids=True), users=people,
+                               visit_ids=sorted(set().union(*(logged[shard] for shard in people))))
+        dims = tuple(dim for dim, _name in jobs)
+        groups: dict = {dim: {} for dim in dims}
+        for user_id, at in self.staff_groups(c, dims, rows):
+            for dim in dims:
                 groups[dim].setdefault(user_id, set()).update(_group_key(dim, at, {}))
         field = _COUNTED_FIELD["staff"]
-        deltas, uncounted = {}, set()
-        for dim, by_shard in wanted.items():
+        for (dim, name), by_shard in jobs.items():
             moves: dict = {}
-            for shard in by_shard.keys() & found.keys():
-                was_in = {g for g, raw in (entries[dim].parts["staff"].get(shard) or {}).items() if raw.get(field)}
-                _count_membership(moves.setdefault(("staff", shard), {}), was_in,
-                                  was_in | groups[dim].get(shard, set()))
-            _move_parts(entries[dim], dim, moves, deltas, uncounted)
-        return deltas, {base + shard for shard in found}
+            for shard in by_shard:
+                was_in = {g for g, raw in (entries[dim].parts[name].get(shard) or {}).items() if raw.get(field)}
+                _count_membership(moves.setdefault((name, shard), {}), was_in, was_in | groups[dim].get(shard, set()))
+            _move_parts(entries[dim], dim, moves, deltas, set())
+
+    def _added_firm_visits(self, c, entries: dict, jobs: dict, logged: dict, deltas: dict) -> None:
+        """The visits and firms reached of firm shards (``jobs``: {(dim, part): {shard: ...}}) after the new visits
+        ``logged`` {shard: visit ids}. Each number of a shard is a sum over its firms, so a part moves by the new
+        visits' firms' share with them less their share without them: both counted by the families' own code
+        (``fastsql.count_visits``, ``count_reached``) from one read of those firms' visits, each row telling whether
+        it holds the new ones (``_visit_grain``), and their check-ins (for firms reached)."""
+        width = snapshots.FIRM_SHARD_WIDTH
+        shards = sorted({shard for by_shard in jobs.values() for shard in by_shard})
+        new = tuple(sorted(set().union(*(logged[shard] for shard in shards))))
+        firms = tuple(sorted(firm_id for firm_id in db.session.scalars(
+            sa.select(Visit.firm_id).where(Visit.id.in_(new)).distinct()) if firm_id // width in shards))
+        dims = tuple({dim: None for dim, _name in jobs})
+        attrs = tuple(dim for dim in dims if dim in _FIRM_ATTRIBUTE)
+        spec = ShardSpec(width, snapshots.USER_SHARD_WIDTH, firm=tuple(shards), firm_ids=firms, by_rows=True)
+        cf = dataclasses.replace(c, shards=spec, by_ids=True)
+        with_new, without = {}, []
+        for *key, is_new, n, needed in self._visit_grain(cf, attrs, new):
+            had = with_new.get(tuple(key), (0, 0))
+            with_new[tuple(key)] = (had[0] + n, max(had[1], needed))
+            if not is_new:
+                without.append((*key, n, needed))
+        now = [(*key, n, needed) for key, (n, needed) in with_new.items()]
+        for name in ("visits", "reached"):
+            named = {dim: by_shard for (dim, part), by_shard in jobs.items() if part == name}
+            if not named:
+                continue
+            shares = []
+            for rows in (now, without):
+                share: dict = {dim: {} for dim in named}
+                _add_rows(share, count_visits(rows, tuple(named), attrs, width) if name == "visits"
+                          else self.count_reached(cf, tuple(named), attrs, rows))
+                shares.append(share)
+            for dim, by_shard in named.items():
+                for shard in by_shard:
+                    part = _shifted(entries[dim].parts[name].get(shard), shares[0][dim].get(shard),
+                                    shares[1][dim].get(shard))
+                    if part is not None:  # (never below zero when the part holds what it should)
+                        deltas[(dim, name, shard)] = part
 
     def _checkin_deltas(self, c, entries: dict, counting: dict, since_by_dim: dict, changes: list, kinds: dict):
         """The check-in parts of the shards in ``counting`` ({dim: {part: shards}}) after the held events' changes
@@ -772,6 +829,31 @@ def _move_parts(entry: "_Entry", dim, moves: dict, deltas: dict, uncounted: set)
             uncounted.add((dim, name, shard))
             continue
         deltas[(dim, name, shard)] = {g: raw for g, raw in part.items() if any(raw.values())}
+
+
+def _add_rows(parts: dict, rows_by_dim: dict) -> None:
+    """Add a family's rows {dim: [(values, *group keys)]} (its statements', or counted from rows) to ``parts``
+    {dim: {shard: {group key: raw sums}}}."""
+    for dim, rows in rows_by_dim.items():
+        for values, *keys in rows:
+            g, shard = (None, keys[0]) if dim is None else (_key(keys[0]), keys[1])
+            raw = parts[dim].setdefault(int(shard), {}).setdefault(g, {})
+            for k, v in values.items():
+                raw[k] = raw.get(k, 0) + int(v)
+
+
+def _shifted(part: Optional[dict], plus: Optional[dict], minus: Optional[dict]) -> Optional[dict]:
+    """``part`` {group: raw sums} with ``plus`` added and ``minus`` taken away, groups left with nothing dropped;
+    None when a sum would come out below zero."""
+    out = {g: dict(raw) for g, raw in (part or {}).items()}
+    for sign, moved in ((1, plus), (-1, minus)):
+        for g, raw in (moved or {}).items():
+            into = out.setdefault(g, {})
+            for k, v in raw.items():
+                into[k] = into.get(k, 0) + sign * v
+    if any(v < 0 for raw in out.values() for v in raw.values()):
+        return None
+    return {g: raw for g, raw in out.items() if any(raw.values())}
 
 
 def _staff_event_groups(c, dim, state, kinds: dict, user_id: int, own_bank: int) -> tuple:

@@ -143,11 +143,11 @@ event_change_log = sa.Table(
 #: computed again for every shard of its check-ins and firms reached)
 EVENT_LOG_KEPT = 1000
 
-#: the new visits of each commit that bumped a person's ``people`` row with new visits only (no visit of theirs edited,
-#: deleted or given companions): one row per such person and commit, numbered by the row's count after the bump, so a
-#: reader that kept a view at count ``a`` of the row and sees ``b`` finds every commit in between as the rows
-#: ``a < seq <= b``; a count with no row was a commit that did more, and the person's part is recomputed. Its
-#: ``visit_ids``: the ids of the new visits, as JSON (``shards.ShardedBackend._inserted_visits``)
+#: the new visits of each commit that bumped a firm shard's ``visit`` row or a person's ``people`` row with new visits
+#: only (no visit of theirs edited, deleted or given companions): one row per such row and commit, numbered by the
+#: row's count after the bump, so a reader that kept a view at count ``a`` of the row and sees ``b`` finds every
+#: commit in between as the rows ``a < seq <= b``; a count with no row was a commit that did more, and the parts are
+#: recomputed. Its ``visit_ids``: the ids of the new visits, as JSON (``shards.ShardedBackend._inserted_visits``)
 VISIT_INSERT_TABLE = "dashboard_visit_insert"
 visit_insert_log = sa.Table(
     VISIT_INSERT_TABLE, Base.metadata,
@@ -157,6 +157,8 @@ visit_insert_log = sa.Table(
 )
 #: a writer whose count of a person's row reaches a multiple of this drops that row's older entries, keeping this many
 VISIT_INSERT_KEPT = 100
+#: the sources whose rows are logged so: a firm shard's visits and a person's (the rows a new visit bumps)
+_INSERT_LOGGED = frozenset({SOURCES["visit"], SOURCES["people"]})
 
 #: tables no kept number or fact reads: writes to them never invalidate (every other table does). Besides the
 #: bookkeeping: the targets (the page reads them for each request, beside the kept numbers), a pledge's patent and
@@ -190,7 +192,7 @@ INSERT_IGNORED = frozenset({"firm"})
 _DIRTY = "crm_dashboard_dirty"  #: in Connection.info (the pooled DBAPI connection's): this transaction wrote
 _SHARDS = "crm_dashboard_shards"  #: in Connection.info: shard slots written by flushes (when not _DIRTY)
 _EVENT_LOG = "crm_dashboard_event_log"  #: in Connection.info: the held events' changes of those flushes (``_bump``)
-#: in Connection.info: {people slot: the new visits of those flushes it holds, None when one of theirs was changed}
+#: in Connection.info: {visit or people slot: the new visits of those flushes it holds, None when it moved otherwise}
 _VISIT_INSERTS = "crm_dashboard_visit_inserts"
 _HAS_TABLE = "crm_dashboard_version_table"  #: in Connection.info: the schema generation it was found in
 _schema_generation = 0  #: bumped by any DDL this process runs, so "the table exists" is checked again
@@ -312,8 +314,8 @@ def _bump(dbapi_connection, dialect_name: str, info: dict, shards: Iterable[int]
     (inside its open transaction). Shard rows are taken in order, so two writers never wait for each other in a
     cycle. With ``EVENT_SLOT`` among them, the held events' changes ``events`` ({event id: [state before, state
     after, check-in shards]}) are logged under its new count (:data:`event_change_log`); without that table (a
-    database before 0015) their shards' check-in rows are bumped instead. The people slots among them with new
-    visits only (``inserts``: {slot: visit ids, or None}) have those visits logged under their new counts
+    database before 0015) their shards' check-in rows are bumped instead. The visit and people slots among them
+    with new visits only (``inserts``: {slot: visit ids, or None}) have those visits logged under their new counts
     (:data:`visit_insert_log`)."""
     if not _has_table(dbapi_connection, dialect_name, info):
         return  # a database not migrated to 0008 yet (or being migrated): nothing caches against it
@@ -430,10 +432,11 @@ class _Placed:
     slots: Optional[frozenset]  #: the shard slots its rows live in; None when one of them cannot be placed
     tables: frozenset  #: the tables of the rows it placed
     events: Optional[dict] = None  #: with ``EVENT_SLOT`` among the slots: its events' changes (``_event_change``)
-    #: the new visits it writes, each with its people's slots: ((visit, slots), ...), their ids known after the flush
+    #: the new visits it writes, each with its firm's and people's slots (:data:`_INSERT_LOGGED`): ((visit, slots),
+    #: ...), their ids known after the flush
     new_visits: tuple = ()
-    #: the people slots it bumps for anything else (a stored visit edited, deleted or given companions, a new
-    #: event's staff): not new visits only
+    #: those slots it bumps for anything else (a stored visit edited, deleted or given companions, a new event's
+    #: staff): not new visits only
     people_edited: frozenset = frozenset()
 
 
@@ -918,11 +921,11 @@ def _place_flush(session) -> _Placed:
             return _Placed(weakref.ref(session), None, frozenset())
         slots |= got
         tables |= placer[0]
-        people = frozenset(s for s in got if SOURCES["people"] <= s < SOURCES["people"] + SHARD_BLOCK)
+        logged = frozenset(s for s in got if s - s % SHARD_BLOCK in _INSERT_LOGGED)
         if placer[1] is _place_visit and sa.inspect(obj).key is None:  # (pending: its INSERT is in this flush)
-            new_visits.append((obj, people))
+            new_visits.append((obj, logged))
         else:  # (a stored visit, a new event's staff: not new visits only)
-            people_edited |= people
+            people_edited |= logged
     return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables), known.event_changes,
                    tuple(new_visits), frozenset(people_edited))
 
@@ -937,8 +940,8 @@ def _after_flush(session, *args) -> None:
 
 
 def _after_flush_postexec(session, flush_context) -> None:
-    """After a flush that succeeded: its new visits, which have their ids now, noted for the people whose slots they
-    bumped (:data:`visit_insert_log`), unless its transaction already bumps a global slot."""
+    """After a flush that succeeded: its new visits, which have their ids now, noted for the firm shards and people
+    whose slots they bumped (:data:`visit_insert_log`), unless its transaction already bumps a global slot."""
     flush = _FLUSH.get()
     _FLUSH.set(None)
     if flush is None or flush.slots is None or not (flush.new_visits or flush.people_edited):
