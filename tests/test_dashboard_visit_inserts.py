@@ -363,3 +363,23 @@ def test_a_check_in_in_a_new_visits_firm_shard_before_the_view_recomputes_that_s
     _views(single, [f], [scope_for(facts["bureau"])])
     assert any(shards_ is None or shard in shards_ for shards_ in reached)
     assert not any(shards_ is None or shard in shards_ for shards_ in visits)
+
+
+def test_without_the_log_table_new_visits_are_recomputed_and_stay_exact(single, monkeypatch):
+    """A database not migrated to 0016 yet: a new visit bumps its rows as before, nothing is logged, and a kept
+    view recomputes its firm shard and its people."""
+    rng = random.Random(23)
+    facts = _facts()
+    bank = facts["banks"][0]
+    f = MetricFilter(max(facts["campaigns"], key=lambda c: c.start_on).id)
+    db.session.execute(sa.text(f"DROP TABLE {snapshots.VISIT_INSERT_TABLE}"))
+    db.session.commit()
+    _views(single, [f], [scope_for(facts["bureau"])])  # (kept under the count the DDL moved)
+    recomputed = _recomputed(single, monkeypatch, ("staff", "visits", "reached"))
+    made = _new_visit(rng, facts, bank, companions=1)
+    db.session.commit()
+    added = single.stats["added"]
+    _views(single, [f], [scope_for(facts["bureau"])])
+    assert single.stats["added"] == added
+    assert any(shards_ is None or made.firm_id // 4 in shards_ for shards_ in recomputed)
+    assert any(shards_ is None or made.rm_id in shards_ for shards_ in recomputed)

@@ -32,6 +32,15 @@ by one of those attributes the staff part too, for every user shard in one group
 may enter or leave the filter; the firm's visitors at the time of the write are not a safe list, since a visit
 committed meanwhile by someone else would be missed).
 
+A new visit (the write relationship managers make all day) is counted rather than recomputed. Its commit logs, for
+its firm shard's ``visit`` row and each of its people's ``people`` rows that it bumped with new visits only, the
+row's count and the new visits' ids (table ``dashboard_visit_insert``). A kept view whose shard rows moved by
+logged counts only (:meth:`ShardedBackend._inserted_visits`) moves the shard's visits and firms reached by the new
+visits' firms' share with them less their share without them (one read of those firms' visits and check-ins), and
+adds the new visits' groups to each person's staff (a person's groups can only grow with a new visit). An edit, a
+deletion, a companion added to a stored visit, a need edited, a check-in or a firm's change in the shard since, or a
+count not logged (older than the last hundred of its row), sends those parts to be recomputed as before.
+
 An event's date, status, campaign, organisers, industries or staff changed (through the event form) bumps the one
 row of the ``event`` source and logs with it (table ``dashboard_event_change``, numbered by the row's count) the
 event's state before and after (campaign, date, status, organisers, industries, staff) and the check-in shards of

@@ -1,14 +1,14 @@
-"""dashboard visit inserts: the new visits of each commit that bumped a person's shard with new visits only
+"""dashboard visit inserts: each commit's new visits, for the firm shards and people whose rows only they moved
 
-A visit saved bumps the ``people`` version rows of its relationship manager and companions, and every kept dashboard
-view then recomputed those people's staff numbers from all their visits of the view (on PostgreSQL at scale 1 the
-most expensive statement of the page after a new visit, 9-10 ms). A new visit can only add a person to the groups it
-belongs to, so crm/dashboard/snapshots.py now writes here, in the same transaction, for each person whose row the
-commit bumped with new visits only, the row's count after the bump and those visits' ids; crm/dashboard/shards.py
-reads the rows a kept view has not seen and adds those visits' groups to the person's part instead of recomputing
-it. A count with no row here (an edit, a deletion, a companion added to a stored visit) is recomputed as before.
-Writers drop a person's rows older than their last hundred. Writes to this table never move the write version
-(IGNORED_TABLES).
+A visit saved bumps the ``visit`` version row of its firm's shard and the ``people`` rows of its relationship manager
+and companions, and every kept dashboard view then recomputed that shard's visits and firms reached from all its
+firms' visits and check-ins, and those people's staff numbers from all their visits (on PostgreSQL at scale 1 the
+most expensive statements of the page after a new visit). crm/dashboard/snapshots.py now writes here, in the same
+transaction, for each such row the commit bumped with new visits only, the row's count after the bump and those
+visits' ids; crm/dashboard/shards.py reads the rows a kept view has not seen and counts the new visits into the
+shard's and the people's parts instead of recomputing them. A count with no row here (an edit, a deletion, a
+companion added to a stored visit) is recomputed as before. Writers drop a row's entries older than its last
+hundred. Writes to this table never move the write version (IGNORED_TABLES).
 
 Revision ID: 0016
 Revises: 0015
