@@ -79,7 +79,10 @@ def post_fork(server, worker):
 
 def post_request(worker, req, environ, resp):
     """After each response was sent: freeze what survived the full collections of the last requests
-    (crm.settle_heap; cheap, and off the request's time). The worker is recycled by max_requests."""
-    from crm import settle_heap
+    (crm.settle_heap; cheap, and off the request's time), and, once a second at most, copy SQLite's write-ahead
+    log into its database (crm.settle_wal), which a request's commit would otherwise do. The worker is recycled by
+    max_requests."""
+    from crm import settle_heap, settle_wal
 
     settle_heap()
+    settle_wal()

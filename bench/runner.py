@@ -280,7 +280,7 @@ class Bench:
         return next((r for r in sorted(self.app.url_map.iter_rules(), key=lambda r: r.rule) if pred(r)), None)
 
     def timed(self, role: str, method: str, url: str, **kw):
-        from crm import settle_heap
+        from crm import settle_heap, settle_wal
 
         c = self.client(role)
         n0, s0 = self.meter.snapshot()
@@ -290,6 +290,7 @@ class Bench:
         dt = (time.perf_counter() - t0) * 1000
         n1, s1 = self.meter.snapshot()
         settle_heap()  # as gunicorn.conf.py's post_request does after the response was sent
+        settle_wal()
         return resp, body, dt, n1 - n0, (s1 - s0) * 1000
 
     def measure(self, name: str, role: str, url: str, *, reps: Optional[int] = None, ok=(200,),
