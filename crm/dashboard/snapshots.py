@@ -437,7 +437,7 @@ class _Placed:
     new_visits: tuple = ()
     #: those slots it bumps for anything else (a stored visit edited, deleted or given companions, a new event's
     #: staff): not new visits only
-    people_edited: frozenset = frozenset()
+    moved_otherwise: frozenset = frozenset()
 
 
 _FLUSH: contextvars.ContextVar[Optional[_Placed]] = contextvars.ContextVar("crm_dashboard_flush", default=None)
@@ -914,7 +914,7 @@ def _place_flush(session) -> _Placed:
         return _Placed(weakref.ref(session), None, frozenset())
     placed = [(obj, _PLACERS[name]) for obj in objs if (name := getattr(obj, "__tablename__", None)) in _PLACERS]
     known = _Lookups(session, [obj for obj, _placer in placed])
-    new_visits, people_edited = [], set()
+    new_visits, moved_otherwise = [], set()
     for obj, placer in placed:  # (objects of other tables: their statements, if any, bump a global slot)
         got = placer[1](obj, known)
         if got is None:
@@ -925,9 +925,9 @@ def _place_flush(session) -> _Placed:
         if placer[1] is _place_visit and sa.inspect(obj).key is None:  # (pending: its INSERT is in this flush)
             new_visits.append((obj, logged))
         else:  # (a stored visit, a new event's staff: not new visits only)
-            people_edited |= logged
+            moved_otherwise |= logged
     return _Placed(weakref.ref(session), frozenset(slots), frozenset(tables), known.event_changes,
-                   tuple(new_visits), frozenset(people_edited))
+                   tuple(new_visits), frozenset(moved_otherwise))
 
 
 def _before_flush(session, flush_context, instances) -> None:
@@ -944,13 +944,14 @@ def _after_flush_postexec(session, flush_context) -> None:
     whose slots they bumped (:data:`visit_insert_log`), unless its transaction already bumps a global slot."""
     flush = _FLUSH.get()
     _FLUSH.set(None)
-    if flush is None or flush.slots is None or not (flush.new_visits or flush.people_edited):
+    if (flush is None or flush.slots is None or flush.session is None or flush.session() is not session
+            or not (flush.new_visits or flush.moved_otherwise)):
         return
     info = session.connection().info
     if info.get(_DIRTY):
         return
     noted = info.setdefault(_VISIT_INSERTS, {})
-    for slot in flush.people_edited:
+    for slot in flush.moved_otherwise:
         noted[slot] = None
     for visit, people in flush.new_visits:
         identity = sa.inspect(visit).identity
