@@ -91,6 +91,7 @@ def settle_wal(now: float | None = None) -> int:
     import os
     import sqlite3
     import time
+    import urllib.parse
 
     now = time.monotonic() if now is None else now
     if not _wal["paths"] or now - _wal["last"] < WAL_SETTLE_SECONDS:
@@ -102,14 +103,19 @@ def settle_wal(now: float | None = None) -> int:
     for path in sorted(_wal["paths"]):
         try:
             conn = _wal["connections"].get(path)
-            if conn is None:
-                conn = _wal["connections"][path] = sqlite3.connect(path, timeout=0, check_same_thread=False,
-                                                                   isolation_level=None)
+            if conn is None:  # (read-write, never created: a file gone since is forgotten, not made again)
+                conn = _wal["connections"][path] = sqlite3.connect(
+                    f"file:{urllib.parse.quote(path)}?mode=rw", uri=True, timeout=0, check_same_thread=False,
+                    isolation_level=None)
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             done += 1
         except sqlite3.Error as exc:  # (a file moved or locked: the next commit past the bound checkpoints)
-            log.warning("write-ahead log not checkpointed (%s)", exc)
-            _wal["connections"].pop(path, None)
+            log.warning("write-ahead log of %s not checkpointed (%s)", path, exc)
+            stale = _wal["connections"].pop(path, None)
+            if stale is not None:
+                stale.close()
+            if not os.path.exists(path):
+                _wal["paths"].discard(path)
     return done
 
 

@@ -400,7 +400,8 @@ def test_between_requests_a_worker_freezes_what_survived_a_full_collection_and_c
 
 
 
-def test_sqlite_write_ahead_log_is_copied_between_requests_not_by_the_commit_that_fills_it(app, monkeypatch):
+def test_sqlite_write_ahead_log_is_copied_between_requests_not_by_the_commit_that_fills_it(app, monkeypatch,
+                                                                                             tmp_path):
     """A commit that takes SQLite's log past 1,000 pages (its default) no longer copies it into the database file
     itself, which took a dashboard request 325 ms at scale 1: workers do it after the response was sent, at most
     once a second (crm.settle_wal, gunicorn's post_request), and a commit only past WAL_AUTOCHECKPOINT_PAGES."""
@@ -437,6 +438,10 @@ def test_sqlite_write_ahead_log_is_copied_between_requests_not_by_the_commit_tha
     assert crm.settle_wal(now=crm._wal["last"] + crm.WAL_SETTLE_SECONDS) == 1
     assert os.path.getsize(path) >= size + 1500 * 3900
     size = os.path.getsize(path)
+    gone = str(tmp_path / "gone.sqlite3")  # a database removed since it was seen: forgotten, not created again
+    crm._wal["paths"].add(gone)
+    assert crm.settle_wal(now=crm._wal["last"] + crm.WAL_SETTLE_SECONDS) == 1
+    assert gone not in crm._wal["paths"] and not os.path.exists(gone)
     monkeypatch.setattr(crm, "WAL_AUTOCHECKPOINT_PAGES", 1000)  # (the default, for a new connection)
     db.session.remove()
     db.engine.dispose()
