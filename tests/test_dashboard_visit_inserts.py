@@ -19,7 +19,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from crm.auth.models import User
 from crm.core.formatting import today_local
 from crm.core.scoping import SYSTEM, scope_for, scoped
 from crm.dashboard import shards, snapshots
