@@ -6,12 +6,14 @@ Everything that decides "may this request go on" outside a single view lives her
 """
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 import unicodedata
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, login_user, logout_user, user_loaded_from_cookie
+import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from config import KNOWN_WEAK_SECRETS
@@ -112,16 +114,21 @@ def printable(text: str, limit: int = 200) -> str:
 # -- sessions ------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _user_by_token():
+    """The user of a session token, with the organisation every page's menu names: built once (the tenant scope's
+    hook keeps its scoped form, crm.core.scoping)."""
+    from crm.auth.models import User
+
+    return db.select(User).where(User.session_token == sa.bindparam("token")).options(joinedload(User.org))
+
+
 @login_manager.user_loader
 def load_user(session_token: str):
     """Reload the user on every request by their current session token; a rotated token ends the session."""
-    from crm.auth.models import User
-
     if not session_token or len(session_token) > 64:
         return None
-    # with the organisation every page's menu names
-    user = db.session.scalar(db.select(User).where(User.session_token == session_token)
-                             .options(joinedload(User.org)))
+    user = db.session.scalar(_user_by_token(), {"token": session_token})
     if user is None or not user.is_active:
         return None
     return user

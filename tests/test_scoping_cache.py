@@ -83,3 +83,80 @@ def test_get_lazy_loads_and_bulk_writes_stay_scoped_when_banks_alternate(app, ro
     db.session.expunge_all()
     titles = dict(db.session.execute(sa.select(Contact.id, Contact.title)).all())
     assert titles[rows["a"]["contact"]] == "改a" and titles[rows["b"]["contact"]] == "改b"
+
+
+def test_a_statement_built_once_is_scoped_once_per_bank_and_each_bank_reads_its_own_rows(app, rows):
+    """Statements built once (as the firm page's are) keep one scoped form per bank: running them again for a bank
+    reuses that object, and alternating banks never hands one bank the other's form."""
+    from crm.core import scoping
+
+    statements = _statements()
+    kept = {}
+    for bank in ("a", "b", "a", "b"):
+        with scoped(rows["scopes"][bank]):
+            db.session.expunge_all()
+            for name, stmt in statements.items():
+                got = [tuple(r) if len(r) > 1 else r[0] for r in db.session.execute(stmt).all()]
+                assert got == _expected(rows, bank)[name], (bank, name)
+                form = scoping._scoped_statements[stmt][rows["scopes"][bank].bank_id]
+                assert kept.setdefault((bank, name), form) is form  # the same object for the same bank
+    assert all(kept[("a", n)] is not kept[("b", n)] for n in statements)
+
+
+def test_statements_built_for_one_request_are_not_kept(app, rows):
+    import gc
+
+    from crm.core import scoping
+
+    with scoped(rows["scopes"]["a"]):
+        gc.collect()
+        before = len(scoping._scoped_statements)
+        for _ in range(50):
+            db.session.execute(sa.select(Visit.id).where(Visit.firm_id == rows["firm"])).all()
+        gc.collect()
+        assert len(scoping._scoped_statements) <= before + 1  # (the last one may still be referenced)
+
+
+def test_get_or_404_reads_each_banks_row_through_one_statement_and_uses_rows_the_session_holds(app, world, rows):
+    from werkzeug.exceptions import NotFound
+
+    from crm.core.scoping import _by_key, get_or_404
+    from crm.firms.views import FIRM_PAGE_LOADS_BANK
+
+    for bank in (world.bank_a, world.bank_b):
+        factories.account(world.firm, bank)
+    db.session.commit()
+    _by_key.cache_clear()
+    for bank, other in (("a", "b"), ("b", "a"), ("a", "b")):
+        with scoped(rows["scopes"][bank]):
+            db.session.expunge_all()
+            assert get_or_404(Visit, rows[bank]["visit"]).id == rows[bank]["visit"]
+            with pytest.raises(NotFound):
+                get_or_404(Visit, rows[other]["visit"])
+            firm = get_or_404(Firm, rows["firm"], options=FIRM_PAGE_LOADS_BANK)
+            # the joined collection holds this bank's account only
+            assert {a.bank_id for a in firm.accounts} == {rows["scopes"][bank].bank_id}
+    assert _by_key.cache_info().currsize == 2  # (Visit, ()) and (Firm, the page's options), whatever the bank
+    with scoped(rows["scopes"]["a"]):
+        db.session.expunge_all()
+        visit = get_or_404(Visit, rows["a"]["visit"])
+        statements = []
+
+        def count(conn, cursor, statement, *_args):
+            statements.append(statement)
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert get_or_404(Visit, rows["a"]["visit"]) is visit
+            assert statements == []  # held by the session: not read again
+            db.session.expire(visit)
+            assert get_or_404(Visit, rows["a"]["visit"]) is visit and len(statements) == 1  # expired: read again
+            visit.is_deleted = True
+            db.session.flush()
+            statements.clear()
+            with pytest.raises(NotFound):
+                get_or_404(Visit, rows["a"]["visit"])
+            assert get_or_404(Visit, rows["a"]["visit"], include_deleted=True) is visit
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", count)
+        db.session.rollback()

@@ -329,8 +329,10 @@ def reveal_contact(contact: Contact, *, user: User) -> str:
     return contact.mobile
 
 
+_VISIBLE_CONTACTS = (sa.select(Contact).where(Contact.firm_id == sa.bindparam("firm_id"), Contact.is_deleted.is_(False))
+                     .order_by(Contact.id))
+
+
 def visible_contacts(firm: Firm) -> list[Contact]:
     """The firm's contacts the viewer may see (tenant scope applies)."""
-    return list(db.session.scalars(
-        sa.select(Contact).where(Contact.firm_id == firm.id, Contact.is_deleted.is_(False)).order_by(Contact.id)
-    ))
+    return list(db.session.scalars(_VISIBLE_CONTACTS, {"firm_id": firm.id}))

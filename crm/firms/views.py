@@ -36,6 +36,8 @@ CONTACT_ROLES = (Role.RM, Role.BANK_MANAGER, Role.BUREAU)
 EXPIRY_WARNING_DAYS = 90
 #: the firm page shows the firm's industry, district, street and industry section: read with the firm
 FIRM_PAGE_LOADS = (joinedload(Firm.industry), joinedload(Firm.area), joinedload(Firm.street), joinedload(Firm.section))
+#: and for a bank's user, the bank's own account with the firm (the tenant scope joins no other)
+FIRM_PAGE_LOADS_BANK = (*FIRM_PAGE_LOADS, joinedload(Firm.accounts).joinedload(FirmAccount.owner))
 
 
 def _apply_field_error(form, exc: services.FirmError) -> None:
@@ -239,10 +241,7 @@ def edit(firm_id):
 def show(firm_id):
     """The firm page: data, expiry warnings, contacts, the timeline the viewer may see, and change history."""
     generic_plans(db.session)  # every statement of the page looks rows up by key
-    options = FIRM_PAGE_LOADS
-    if current_user.bank_id is not None:  # the bank's own account with the firm (the tenant scope joins no other)
-        options = (*options, joinedload(Firm.accounts).joinedload(FirmAccount.owner))
-    firm = get_or_404(Firm, firm_id, options=options)
+    firm = get_or_404(Firm, firm_id, options=FIRM_PAGE_LOADS if current_user.bank_id is None else FIRM_PAGE_LOADS_BANK)
     return _render_show(firm)
 
 
