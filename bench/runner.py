@@ -732,8 +732,12 @@ class Bench:
         env = dict(os.environ, CRM_BENCH_DATABASE_URL=self.url, PYTHONPATH=str(ROOT),
                    CRM_BENCH_SECRET=secrets.token_urlsafe(32))
         gunicorn = Path(sys.executable).parent / "gunicorn"
-        proc = subprocess.Popen([str(gunicorn), "-w", str(workers), "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT),
-                                 "--log-level", "warning", "bench.wsgi_app:app"], env=env,
+        # production's gunicorn.conf.py (its collection settings and hooks; its access log, to the discarded
+        # stdout), with the benchmark's address and worker count: 4 workers serve 8 clients on 2 cores faster
+        # than its default 2 x cores + 1 (about 10% more requests per second measured)
+        proc = subprocess.Popen([str(gunicorn), "-c", str(ROOT / "gunicorn.conf.py"), "-w", str(workers),
+                                 "-b", f"127.0.0.1:{port}", "--chdir", str(ROOT), "--log-level", "warning",
+                                 "bench.wsgi_app:app"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         res = Result("mixed_read_rps")
         try:
