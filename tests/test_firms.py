@@ -170,6 +170,18 @@ def test_relationship_filters_use_only_the_viewers_bank(world):
     assert never.id in _ids({"never": "1"}, world.rm_a)
 
 
+def test_the_owner_filter_lists_the_banks_active_people_by_name_and_keeps_the_choice(world, login_as):
+    world.rm_a2.is_active_flag = False
+    db.session.commit()
+    html = login_as("mgr_a").get(f"/firms/?owner={world.rm_a.id}").get_data(as_text=True)
+    select = re.search(r'<select class="form-select" id="f-owner" name="owner">(.*?)</select>', html, re.S).group(1)
+    options = re.findall(r'<option value="(\d*)" ?(selected)?>([^<]*)</option>', select)
+    assert options[0][:2] == ("", "")  # "All"
+    # the bank's active people (not rm_a2, inactive; none of bank B), the chosen one selected
+    assert sorted(options[1:]) == sorted([(str(world.mgr_a.id), "", world.mgr_a.display_name),
+                                          (str(world.rm_a.id), "selected", "李经理")])
+
+
 def test_never_reached_and_campaign_and_date_filters(world):
     factories.visit(world.firm, world.rm_a, world.campaign, visited_on=date(2026, 3, 2))
     other = factories.firm("另一家")

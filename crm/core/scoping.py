@@ -189,7 +189,8 @@ def get_or_404(model, ident, *, include_deleted: bool = False, options=()):
 @functools.lru_cache(maxsize=128)
 def _by_key(model, options: tuple) -> sa.Select:
     """The statement reading one row of ``model`` by its primary key, with loader ``options``: built once, so the
-    scoped form the hook keeps for it is reused too (:func:`_add_tenant_criteria`)."""
+    scoped form the hook keeps for it is reused too (:func:`_add_tenant_criteria`). Loader options compare by
+    identity: options built at each call make an entry each (bounded, never reused)."""
     (key,) = sa.inspect(model).primary_key
     return sa.select(model).where(key == sa.bindparam("ident")).options(*options)
 

@@ -26,31 +26,41 @@ def label(item) -> str:
     return getattr(item, "name", str(item))
 
 
+# The code lists' statements, built once: the tenant scope's hook keeps their scoped forms (crm.core.scoping), so
+# a form or filter reads them without building or keying a statement again.
+_INDUSTRIES = sa.select(Industry).order_by(Industry.sort_order, Industry.code)
+_SECTIONS = sa.select(IndustrySection).order_by(IndustrySection.code)
+_AREAS = sa.select(Area).order_by(Area.sort_order, Area.code)
+_STREETS = sa.select(Street).order_by(Street.area_code, Street.sort_order, Street.id)
+_STREETS_OF_AREA = _STREETS.where(Street.area_code == sa.bindparam("area_code"))
+_VISIT_MODES = sa.select(VisitMode).order_by(VisitMode.sort_order)
+_WILLINGNESS_LEVELS = sa.select(WillingnessLevel).order_by(WillingnessLevel.rank)
+
+
 def industries() -> list[Industry]:
-    return list(db.session.scalars(sa.select(Industry).order_by(Industry.sort_order, Industry.code)))
+    return list(db.session.scalars(_INDUSTRIES))
 
 
 def sections() -> list[IndustrySection]:
-    return list(db.session.scalars(sa.select(IndustrySection).order_by(IndustrySection.code)))
+    return list(db.session.scalars(_SECTIONS))
 
 
 def areas() -> list[Area]:
-    return list(db.session.scalars(sa.select(Area).order_by(Area.sort_order, Area.code)))
+    return list(db.session.scalars(_AREAS))
 
 
 def streets(area_code: Optional[str] = None) -> list[Street]:
-    q = sa.select(Street).order_by(Street.area_code, Street.sort_order, Street.id)
     if area_code:
-        q = q.where(Street.area_code == area_code)
-    return list(db.session.scalars(q))
+        return list(db.session.scalars(_STREETS_OF_AREA, {"area_code": area_code}))
+    return list(db.session.scalars(_STREETS))
 
 
 def visit_modes() -> list[VisitMode]:
-    return list(db.session.scalars(sa.select(VisitMode).order_by(VisitMode.sort_order)))
+    return list(db.session.scalars(_VISIT_MODES))
 
 
 def willingness_levels() -> list[WillingnessLevel]:
-    return list(db.session.scalars(sa.select(WillingnessLevel).order_by(WillingnessLevel.rank)))
+    return list(db.session.scalars(_WILLINGNESS_LEVELS))
 
 
 def choices(items, empty: Optional[str] = None) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ with ``bank``). Pagination is keyset ("after this row"), so page 1,000 costs wha
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -348,15 +349,24 @@ def accounts_for(firms, bank_id: Optional[int]) -> dict[int, FirmAccount]:
     return {a.firm_id: a for a in rows}
 
 
-def campaigns_for(user) -> list[Campaign]:
-    """Campaigns the user's organisation (or its bank) takes part in; the bureau and admin see all."""
+@functools.cache
+def _campaigns(of_bank: bool) -> sa.Select:
+    """All campaigns, or those an organisation or its bank takes part in: built once (crm.core.scoping keeps the
+    scoped forms)."""
     stmt = sa.select(Campaign).order_by(Campaign.start_on.desc(), Campaign.id.desc())
-    if user.bank_id is not None:
+    if of_bank:
         from crm.orgs.models import campaign_org
 
         stmt = stmt.where(Campaign.id.in_(sa.select(campaign_org.c.campaign_id).where(
-            campaign_org.c.org_id.in_([user.bank_id, user.org_id]))))
-    return list(db.session.scalars(stmt))
+            campaign_org.c.org_id.in_([sa.bindparam("bank_id"), sa.bindparam("org_id")]))))
+    return stmt
+
+
+def campaigns_for(user) -> list[Campaign]:
+    """Campaigns the user's organisation (or its bank) takes part in; the bureau and admin see all."""
+    if user.bank_id is None:
+        return list(db.session.scalars(_campaigns(False)))
+    return list(db.session.scalars(_campaigns(True), {"bank_id": user.bank_id, "org_id": user.org_id}))
 
 
 def default_campaign(user, on: Optional[date] = None) -> Optional[Campaign]:
@@ -369,11 +379,13 @@ def default_campaign(user, on: Optional[date] = None) -> Optional[Campaign]:
     return camps[0] if camps else None
 
 
+_BRANCHES = sa.select(Organisation).where(Organisation.parent_id == sa.bindparam("bank_id")).order_by(Organisation.code)
+
+
 def branches_of(bank_id: Optional[int]) -> list[Organisation]:
     if bank_id is None:
         return []
-    return list(db.session.scalars(sa.select(Organisation).where(Organisation.parent_id == bank_id)
-                                   .order_by(Organisation.code)))
+    return list(db.session.scalars(_BRANCHES, {"bank_id": bank_id}))
 
 
 def banks() -> list[Organisation]:

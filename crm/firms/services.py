@@ -221,23 +221,26 @@ def _active_bank_users(bank_id: int, *columns) -> sa.Select:
                                                                                                        User.id)
 
 
+_BANK_USERS = _active_bank_users(sa.bindparam("bank_id"), User)  # (built once: crm.core.scoping keeps its scoped form)
+_BANK_USERS_WITH_ORG = _BANK_USERS.options(joinedload(User.org))
+
+
 def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
     """Active users of a bank (all its branches), by name.
 
     ``with_org`` loads each user's organisation in the same statement, for a caller that looks up a user's branch
     (a visit save does, for its relationship manager).
     """
-    stmt = _active_bank_users(bank_id, User)
-    if with_org:
-        stmt = stmt.options(joinedload(User.org))
-    return list(db.session.scalars(stmt))
+    return list(db.session.scalars(_BANK_USERS_WITH_ORG if with_org else _BANK_USERS, {"bank_id": bank_id}))
+
+
+_BANK_USER_CHOICES = _active_bank_users(sa.bindparam("bank_id"), User.id, User.display_name)
 
 
 def bank_user_choices(bank_id: int) -> list[tuple[str, str]]:
     """``(id, display name)`` of :func:`bank_users`, for a select's choices: two columns, no ``User`` object each
-    (a bank has 131 users at scale 1; loading them was a tenth of the firm page)."""
-    return [(str(uid), label) for uid, label in db.session.execute(
-        _active_bank_users(bank_id, User.id, User.display_name))]
+    (a bank has 131 users at scale 1; loading them was a tenth of the firm page, 2.5 ms of the firm list)."""
+    return [(str(uid), label) for uid, label in db.session.execute(_BANK_USER_CHOICES, {"bank_id": bank_id})]
 
 
 # --------------------------------------------------------------------------------------------------

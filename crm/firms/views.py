@@ -38,6 +38,7 @@ EXPIRY_WARNING_DAYS = 90
 FIRM_PAGE_LOADS = (joinedload(Firm.industry), joinedload(Firm.area), joinedload(Firm.street), joinedload(Firm.section))
 #: and for a bank's user, the bank's own account with the firm (the tenant scope joins no other)
 FIRM_PAGE_LOADS_BANK = (*FIRM_PAGE_LOADS, joinedload(Firm.accounts).joinedload(FirmAccount.owner))
+_ACCOUNTS = (joinedload(Firm.accounts),)  #: (loader options built once: get_or_404 keeps one statement for them)
 
 
 def _apply_field_error(form, exc: services.FirmError) -> None:
@@ -71,7 +72,7 @@ def _filter_context(filters):
         "streets": lookups.streets(filters.area or None),
         "willingness_levels": lookups.willingness_levels(),
         "sme_labels": SME_LABELS,
-        "owners": services.bank_users(bank_id) if bank_id else [],
+        "owners": services.bank_user_choices(bank_id) if bank_id else [],  # ((id, name): no User object each)
         "campaigns": queries.campaigns_for(current_user),
         "banks": queries.banks() if current_user.bank_id is None else [],
         "branches": queries.branches_of(bank_id),
@@ -275,7 +276,7 @@ def _render_show(firm, revealed=None, status=200):
 def assign_owner(firm_id):
     """Assign the bank's relationship manager for the firm (a user of the same bank): a page of its own, so the
     firm page, the one a relationship manager opens most, does not list the bank's every user."""
-    firm = get_or_404(Firm, firm_id, options=(joinedload(Firm.accounts),))
+    firm = get_or_404(Firm, firm_id, options=_ACCOUNTS)
     form = OwnerForm()
     users = services.bank_users(current_user.bank_id)
     form.owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in users]
