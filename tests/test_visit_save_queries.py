@@ -25,7 +25,8 @@ from tests.sqlcount import statements
 #:   1 SELECT user           the signed-in user by session token (Flask-Login's user loader)
 #:   2 SELECT firm           the chosen firm
 #:   3 SELECT campaign       the user's campaigns (choices; the save checks the chosen one against this list)
-#:   4 SELECT user + org     the bank's active users with their organisation (choices; the RM's branch)
+#:   4 SELECT user.id, name  the bank's active users (choices; the RM, the signed-in user, and their branch
+#:                           came with statement 1)
 #:   5 SELECT visit_mode     choices
 #:   6 SELECT willingness    choices
 #:   7 INSERT visit
@@ -47,7 +48,7 @@ FIRST_VISIT_WITH_COMPANION_STATEMENTS = 19
 #:   1 SELECT user           session token
 #:   2 SELECT visit          the visit (scoped to the bank)
 #:   3 SELECT campaign       choices
-#:   4 SELECT user + org     choices
+#:   4 SELECT user.id, name  choices
 #:   5 SELECT visit_mode     choices
 #:   6 SELECT willingness    choices
 #:   7 SELECT user           the visit's companions (before-image of the audit entry)

@@ -6,7 +6,6 @@ from typing import Any, Callable, Mapping, Optional
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import joinedload
 
 from crm.auth.models import Role, User
 from crm.core import audit
@@ -222,16 +221,12 @@ def _active_bank_users(bank_id: int, *columns) -> sa.Select:
 
 
 _BANK_USERS = _active_bank_users(sa.bindparam("bank_id"), User)  # (built once: crm.core.scoping keeps its scoped form)
-_BANK_USERS_WITH_ORG = _BANK_USERS.options(joinedload(User.org))
 
 
-def bank_users(bank_id: int, *, with_org: bool = False) -> list[User]:
-    """Active users of a bank (all its branches), by name.
-
-    ``with_org`` loads each user's organisation in the same statement, for a caller that looks up a user's branch
-    (a visit save does, for its relationship manager).
-    """
-    return list(db.session.scalars(_BANK_USERS_WITH_ORG if with_org else _BANK_USERS, {"bank_id": bank_id}))
+def bank_users(bank_id: int) -> list[User]:
+    """Active users of a bank (all its branches), by name: for a caller that uses the objects (a choice's save);
+    :func:`bank_user_choices` for a select's choices."""
+    return list(db.session.scalars(_BANK_USERS, {"bank_id": bank_id}))
 
 
 _BANK_USER_CHOICES = _active_bank_users(sa.bindparam("bank_id"), User.id, User.display_name)

@@ -41,9 +41,12 @@ class VisitForm(Form):
     def __init__(self, *args, user, visit=None, campaigns=(), colleagues=(), default_campaign=None, **kwargs):
         """The choices a save checks; those only shown (contacts, bureau companions) come with :meth:`show_choices`.
 
-        The rows behind the choices are kept on the form for the request: the session's identity map holds a row
-        only while something references it, and the save's ``db.session.get`` of the chosen campaign, mode,
-        willingness level and people then finds them there instead of selecting them again.
+        ``colleagues``: ``(id, name)`` of the bank's active people (``firms.services.bank_user_choices``). The rows
+        behind the other choices are kept on the form for the request: the session's identity map holds a row only
+        while something references it, and the save's ``db.session.get`` of the chosen campaign, mode and
+        willingness level then finds them there instead of selecting them again. The people are not loaded as
+        objects (a bank has 131 at scale 1, with their organisations: a fifth of a save's CPU); the save gets the
+        chosen ones, mostly the signed-in user, whom the session holds already.
         """
         super().__init__(*args, obj=visit, **kwargs)
         self.campaigns = list(campaigns)
@@ -52,8 +55,8 @@ class VisitForm(Form):
         self.willingness_levels = lookups.willingness_levels()
         self.mode_code.choices = lookups.choices(self.visit_modes)
         self.campaign_id.choices = [(str(c.id), c.name) for c in self.campaigns]
-        self.rm_id.choices = [(str(u.id), u.display_name) for u in self.colleagues]
-        self.next_step_owner_id.choices = [("", "—")] + [(str(u.id), u.display_name) for u in self.colleagues]
+        self.rm_id.choices = list(self.colleagues)
+        self.next_step_owner_id.choices = [("", "—"), *self.colleagues]
         self.show_choices()
         self.willingness_code.choices = lookups.choices(self.willingness_levels, empty="—")
         if self.is_submitted():
@@ -78,7 +81,7 @@ class VisitForm(Form):
     def show_choices(self, *, contacts=(), bureau_staff=()) -> None:
         """Add the choices that are shown but never checked (``validate_choice=False``; the save checks the ids):
         the firm's contacts and bureau companions. Only a rendered form needs them, not a save that succeeds."""
-        self.companion_ids.choices = [(u.id, u.display_name) for u in self.colleagues] + [
+        self.companion_ids.choices = [(int(value), name) for value, name in self.colleagues] + [
             (u.id, f"{u.display_name}（{u.org.display_name}）") for u in bureau_staff]
         self.contact_id.choices = [("", "—")] + [(str(c.id), f"{c.name} {c.title}".strip()) for c in contacts]
 

@@ -42,7 +42,7 @@ def _visit_form(visit=None) -> VisitForm:
     new_page = visit is None and request.method == "GET"
     return VisitForm(
         user=current_user, visit=visit, campaigns=queries.campaigns_for(current_user),
-        colleagues=bank_users(current_user.bank_id, with_org=True),
+        colleagues=bank_user_choices(current_user.bank_id),
         default_campaign=queries.default_campaign(current_user) if new_page else None,
     )
 
