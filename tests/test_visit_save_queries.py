@@ -61,6 +61,19 @@ FIRST_VISIT_WITH_COMPANION_STATEMENTS = 19
 EDIT_STATEMENTS = 13
 
 
+#: the visit page a relationship manager opens from a firm's page (GET /visits/new?firm_id=...), most often on a
+#: phone at the firm's door:
+#:   1 SELECT user           session token (with the organisation)
+#:   2 SELECT firm           the firm
+#:   3 SELECT campaign       the user's campaigns (choices, and the one running today preselected from them)
+#:   4 SELECT user.id, name  the bank's active users (choices)
+#:   5 SELECT visit_mode     choices
+#:   6 SELECT willingness    choices
+#:   7 SELECT contact        the firm's contacts the bank recorded (choices)
+#:   8 SELECT user + org     the bureau's staff (companions from the bureau)
+NEW_PAGE_STATEMENTS = 8
+
+
 def _statements_of(request):
     """Run ``request()`` and return its response and the SQL statements it issued."""
     with statements() as seen:
@@ -94,6 +107,19 @@ def test_creating_a_visit_loads_each_row_once(world, login_as):
     assert db.session.scalar(sa.select(FollowUp)).due_on.isoformat() == "2026-11-30"
     assert db.session.scalar(sa.select(FirmAccount)).last_visit_on.isoformat() == "2026-11-20"
     assert audit_actions()[-3:] == ["create", "create", "update"]
+
+
+def test_the_visit_page_reads_each_row_once_and_preselects_todays_campaign(world, login_as):
+    client = login_as("rm_a")
+    firm_id, campaign_id = world.firm.id, world.campaign.id  # read before counting (the test's session reloads them)
+    resp, statements = _statements_of(lambda: client.get(f"/visits/new?firm_id={firm_id}"))
+    assert resp.status_code == 200
+    assert len(statements) <= NEW_PAGE_STATEMENTS, (
+        f"the visit page issued {len(statements)} statements (at most {NEW_PAGE_STATEMENTS}):\n"
+        + _summary(statements))
+    html = resp.get_data(as_text=True)
+    campaign = re.search(r'<select[^>]*name="campaign_id".*?</select>', html, re.S).group(0)
+    assert re.search(rf'<option selected value="{campaign_id}"|<option value="{campaign_id}" selected', campaign), campaign
 
 
 def test_first_visit_with_a_bureau_companion_adds_only_the_companion_and_the_account(world, login_as):

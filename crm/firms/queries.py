@@ -369,10 +369,11 @@ def campaigns_for(user) -> list[Campaign]:
     return list(db.session.scalars(_campaigns(True), {"bank_id": user.bank_id, "org_id": user.org_id}))
 
 
-def default_campaign(user, on: Optional[date] = None) -> Optional[Campaign]:
-    """The campaign running on a day (the latest-starting one), else the most recent one."""
+def default_campaign(user, on: Optional[date] = None, campaigns: Optional[list[Campaign]] = None) -> Optional[Campaign]:
+    """The campaign running on a day (the latest-starting one), else the most recent one; of ``campaigns`` when
+    the caller has read :func:`campaigns_for` already."""
     on = on or today_local()
-    camps = campaigns_for(user)
+    camps = campaigns_for(user) if campaigns is None else campaigns
     for c in camps:
         if c.start_on <= on <= c.end_on:
             return c

@@ -40,10 +40,10 @@ def _bureau_staff() -> list[User]:
 def _visit_form(visit=None) -> VisitForm:
     """The visit form with what a save checks against, each loaded once (the save reuses the same rows)."""
     new_page = visit is None and request.method == "GET"
+    campaigns = queries.campaigns_for(current_user)
     return VisitForm(
-        user=current_user, visit=visit, campaigns=queries.campaigns_for(current_user),
-        colleagues=bank_user_choices(current_user.bank_id),
-        default_campaign=queries.default_campaign(current_user) if new_page else None,
+        user=current_user, visit=visit, campaigns=campaigns, colleagues=bank_user_choices(current_user.bank_id),
+        default_campaign=queries.default_campaign(current_user, campaigns=campaigns) if new_page else None,
     )
 
 
