@@ -482,3 +482,14 @@ def test_dapeng_and_shenshan_units():
     assert shenzhen_area("dapeng")["streets"] == ["葵涌街道", "大鹏街道", "南澳街道"]
     assert shenzhen_area("shenshan")["streets"] == ["鹅埠镇", "小漠镇", "赤石镇", "鲘门镇"]
     assert shenzhen_area("nowhere") is None
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("12", 12), (" 7 ", 7), (42, 42), (str(2**63 - 1), 2**63 - 1),
+    ("0", None), ("-1", None), ("abc", None), ("1.5", None), ("0x10", None), ("", None), (None, None),
+    (str(2**63), None), ("9" * 30, None),
+])
+def test_row_id_takes_a_positive_database_integer_or_nothing(value, expected):
+    from crm.core.validators import row_id
+
+    assert row_id(value) == expected

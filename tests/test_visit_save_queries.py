@@ -147,3 +147,16 @@ def test_editing_a_visit_loads_each_row_once(world, login_as):
         + _summary(statements))
     assert db.session.scalar(sa.select(Visit)).summary == "补充：已约定下周面谈"
     assert audit_actions("visit") == ["create", "update"]
+
+
+def test_malformed_people_and_contact_ids_are_refused_with_a_message_not_an_error(world, login_as):
+    """The relationship manager, the next step's owner and the contact are checked by the save, not by the form's
+    choices: a value that is not a row id is the same clear refusal as another bank's id, and saves nothing."""
+    client = login_as("rm_a")
+    base = form_visit(world.firm, world.campaign)
+    for field in ("rm_id", "next_step_owner_id", "contact_id"):
+        for value in ("abc", "1.5", "99999999999999999999999", "-1", "0x10"):
+            resp = client.post("/visits/new", data={**base, field: value})
+            assert resp.status_code == 422, (field, value, resp.status_code)
+            assert "invalid-feedback" in resp.get_data(as_text=True), (field, value)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Visit)) == 0

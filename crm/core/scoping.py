@@ -27,6 +27,8 @@ from flask import abort, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session, with_loader_criteria
 
+from crm.core.validators import row_id
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -54,6 +56,7 @@ def tenant_model(cls):
         raise TypeError(f"{cls.__name__} needs __tenant_criteria__")
     _TENANT_MODELS.append(cls)
     _bank_options.cache_clear()
+    _scoped_statements.clear()  # (kept forms carry the criteria of the models registered when they were made)
     return cls
 
 
@@ -171,16 +174,13 @@ def get_or_404(model, ident, *, include_deleted: bool = False, options=()):
     """
     from crm.extensions import db
 
-    try:
-        ident = int(ident)
-    except (TypeError, ValueError):
-        abort(404)
-    if not (0 < ident < 2**63):
+    ident = row_id(ident)
+    if ident is None:
         abort(404)
     session = db.session
     obj = session.identity_map.get(session.identity_key(model, ident))
     if obj is None or sa.inspect(obj).expired:
-        obj = session.execute(_by_key(model, tuple(options)), {"ident": ident}).unique().scalar_one_or_none()
+        obj = session.execute(_by_key(model, tuple(options or ())), {"ident": ident}).unique().scalar_one_or_none()
     if obj is None or (not include_deleted and getattr(obj, "is_deleted", False)):
         abort(404)
     return obj

@@ -63,6 +63,16 @@ class ValidationError(ValueError):
         return f"ValidationError(code={self.code!r}, message_en={self.message_en!r})"
 
 
+def row_id(value) -> Optional[int]:
+    """A row id from user input (a form field, a URL), or None: not an integer, or outside the database's positive
+    integer range (a larger one would fail in the driver, a 500, rather than find nothing)."""
+    try:
+        n = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return n if 0 < n < 2**63 else None
+
+
 def normalize_text(s: Optional[str]) -> str:
     """Return ``s`` NFKC-normalized (full-width to half-width) and stripped; None gives ""."""
     if s is None:

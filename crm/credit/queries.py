@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, selectinload
 
 from crm.core.models import CreditProduct
+from crm.core.validators import row_id
 from crm.credit.models import APPROVED_STAGES, CreditApplication, Pledge, Stage
 from crm.credit.sla import application_sla
 from crm.extensions import db
@@ -20,14 +21,6 @@ from crm.orgs.models import Campaign
 
 #: the GET parameters accepted by the lists (the dashboard links to them)
 FILTER_PARAMS = ("campaign", "bank", "branch", "industry", "area", "street", "from", "to", "product", "stage")
-
-
-def _int(value) -> Optional[int]:
-    try:
-        n = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return n if 0 < n < 2**63 else None
 
 
 def _date(value) -> Optional[date]:
@@ -57,14 +50,14 @@ class Filters:
         f = cls()
         raw = {k: (args.get(k) or "").strip() for k in FILTER_PARAMS}
         if raw["campaign"]:
-            f.campaign_id = _int(raw["campaign"])
+            f.campaign_id = row_id(raw["campaign"])
             if f.campaign_id is None:  # a campaign code
                 f.campaign_id = db.session.scalar(sa.select(Campaign.id).where(Campaign.code == raw["campaign"]))
             if f.campaign_id is None:
                 f.ignored.append("campaign")
         for key, attr in (("bank", "bank_id"), ("branch", "branch_id"), ("street", "street_id")):
             if raw[key]:
-                setattr(f, attr, _int(raw[key]))
+                setattr(f, attr, row_id(raw[key]))
                 if getattr(f, attr) is None:
                     f.ignored.append(key)
         for key, attr in (("from", "date_from"), ("to", "date_to")):

@@ -22,7 +22,7 @@ from crm.core import audit, spreadsheets
 from crm.core.db import local_time_text, utcnow
 from crm.core.edits import DomainError, StaleEditError
 from crm.core.scoping import current_scope, scoped
-from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile
+from crm.core.validators import ValidationError, mask_mobile, normalize_credit_code, normalize_mobile, row_id
 from crm.dashboard import snapshots
 from crm.events.models import (
     CheckinMethod,
@@ -951,11 +951,8 @@ def column_sets(user) -> list[ExportColumnSet]:
 
 
 def get_column_set(user, set_id) -> Optional[ExportColumnSet]:
-    try:
-        set_id = int(set_id)
-    except (TypeError, ValueError):
-        return None
-    if not (0 < set_id < 2**63):  # out of the database's integer range: no such set (not a 500)
+    set_id = row_id(set_id)  # (out of the database's integer range: no such set, not a 500)
+    if set_id is None:
         return None
     cs = db.session.get(ExportColumnSet, set_id)
     return cs if cs is not None and cs.user_id == user.id else None

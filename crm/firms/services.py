@@ -225,7 +225,9 @@ _BANK_USERS = _active_bank_users(sa.bindparam("bank_id"), User)  # (built once: 
 
 def bank_users(bank_id: int) -> list[User]:
     """Active users of a bank (all its branches), by name: for a caller that uses the objects (a choice's save);
-    :func:`bank_user_choices` for a select's choices."""
+    :func:`bank_user_choices` for a select's choices. An empty list without a bank."""
+    if bank_id is None:
+        return []
     return list(db.session.scalars(_BANK_USERS, {"bank_id": bank_id}))
 
 
@@ -235,6 +237,8 @@ _BANK_USER_CHOICES = _active_bank_users(sa.bindparam("bank_id"), User.id, User.d
 def bank_user_choices(bank_id: int) -> list[tuple[str, str]]:
     """``(id, display name)`` of :func:`bank_users`, for a select's choices: two columns, no ``User`` object each
     (a bank has 131 users at scale 1; loading them was a tenth of the firm page, 2.5 ms of the firm list)."""
+    if bank_id is None:
+        return []
     return [(str(uid), label) for uid, label in db.session.execute(_BANK_USER_CHOICES, {"bank_id": bank_id})]
 
 

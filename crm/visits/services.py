@@ -18,7 +18,7 @@ from crm.core import audit
 from crm.core.db import utcnow
 from crm.core.formatting import today_local
 from crm.core.models import VisitMode, WillingnessLevel
-from crm.core.validators import normalize_text
+from crm.core.validators import normalize_text, row_id
 from crm.extensions import db
 from crm.firms.models import Contact, Firm, FirmAccount
 from crm.firms.services import FirmError, StaleEditError, check_version, ensure_account
@@ -42,7 +42,8 @@ MAX_SUMMARY = 5000
 
 
 def _bank_user(user_id, bank_id: int, field_name: str) -> User:
-    user = db.session.get(User, int(user_id)) if user_id not in (None, "") else None
+    ident = row_id(user_id) if user_id not in (None, "") else None
+    user = db.session.get(User, ident) if ident is not None else None
     if user is None or user.bank_id != bank_id or not user.is_active:
         raise VisitError(_("Choose a colleague from your own bank."), field=field_name)
     return user
@@ -86,7 +87,8 @@ def clean_visit_data(data: Mapping[str, Any], *, user: User, firm: Firm,
     out["rm_id"] = rm.id
     contact_id = data.get("contact_id")
     if contact_id not in (None, "", 0):
-        contact = db.session.get(Contact, int(contact_id))
+        ident = row_id(contact_id)
+        contact = db.session.get(Contact, ident) if ident is not None else None
         if contact is None or contact.firm_id != firm.id or contact.is_deleted:
             raise VisitError(_("The contact does not belong to this firm."), field="contact_id")
         out["contact_id"] = contact.id

@@ -16,6 +16,7 @@ from crm.core.forms import perform, save_form
 from crm.core.navigation import add_nav
 from crm.core.scoping import get_or_404
 from crm.core.urls import safe_path
+from crm.core.validators import row_id
 from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
@@ -38,7 +39,9 @@ def _bureau_staff() -> list[User]:
 
 
 def _visit_form(visit=None) -> VisitForm:
-    """The visit form with what a save checks against, each loaded once (the save reuses the same rows)."""
+    """The visit form with what a save checks against, each loaded once: the campaigns, modes and willingness
+    levels as rows the save finds again in the session, the bank's people as ``(id, name)`` choices (the save gets
+    the chosen ones)."""
     new_page = visit is None and request.method == "GET"
     campaigns = queries.campaigns_for(current_user)
     return VisitForm(
@@ -54,13 +57,8 @@ def _render_form(form: VisitForm, firm, visit=None, q="", results=(), status=200
 
 
 def _firm_from(value):
-    try:
-        ident = int(value)
-    except (TypeError, ValueError):
-        return None
-    if not (0 < ident < 2**63):
-        return None
-    return db.session.get(Firm, ident)
+    ident = row_id(value)
+    return db.session.get(Firm, ident) if ident is not None else None
 
 
 def _search_firms(term: str) -> list[Firm]:
