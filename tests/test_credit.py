@@ -1,4 +1,5 @@
 """Credit applications: fields, the stage machine (full matrix), decisions, discounts, audit, roles and scoping."""
+import re
 from datetime import date
 
 import pytest
@@ -385,3 +386,37 @@ def test_the_list_pages_through_every_application_newest_first_keeping_the_filte
     for after in ("%25%25garbage", huge):
         first = login_as(world.rm_a).get(f"/credit/?after={after}").get_data(as_text=True)
         assert re.findall(r'href="/credit/(\d+)"', first)[:50] == [str(i) for i in newest_first[:50]]
+
+
+#: the application list as a bank's manager:
+#:   1 SELECT user                  the signed-in user by session token
+#:   2-6 SELECT campaign, branch (of the bank), industry, area, credit_product   the filters' choices
+#:   7 SELECT credit_application    the page, with its firms joined
+#:   8 SELECT user                  the page's RMs, by key
+#:   9 SELECT holiday_override      the calendar's overrides for the SLA column
+#: The bureau's list reads the banks for its bank filter as well. Each row's product and branch are among the
+#: choices the session already holds: looked up there, not read again.
+LIST_STATEMENTS = {"mgr_a": 9, "bureau_user": 10}
+
+
+@pytest.mark.parametrize("who", sorted(LIST_STATEMENTS))
+def test_the_list_reads_a_fixed_number_of_statements_and_shows_each_rows_product_branch_and_rm(app, world, login_as,
+                                                                                            who):
+    from tests.sqlcount import statements
+
+    products = ("ip_pledge", "equipment_renewal", "working_capital", "rnd_loan")
+    made = [fc.application(world, user, firm=factories.firm(), product=products[i % 4],
+                           branch_id=user.org_id, accepted_on=date(2026, 3, 2 + i))
+            for i, user in enumerate([world.rm_a, world.rm_a2] * 4)]
+    db.session.commit()
+    client = login_as(getattr(world, who))
+    client.get("/credit/")  # warm: the first request of a test app compiles what later ones reuse
+    with statements() as seen:
+        body = client.get("/credit/").get_data(as_text=True)
+    assert len(seen) == LIST_STATEMENTS[who], "\n".join(seen)
+    assert sum(s.lstrip().upper().startswith("SELECT CREDIT_PRODUCT") for s in seen) == 1
+    rows = re.findall(r'<tr>\s*<td><a href="/credit/(\d+)">.*?</tr>', body, flags=re.S)
+    assert sorted(int(r) for r in rows) == sorted(a.id for a in made)
+    for a in made:
+        row = re.search(rf'<tr>\s*<td><a href="/credit/{a.id}">.*?</tr>', body, flags=re.S).group(0)
+        assert a.product.name_zh in row and a.branch.display_name in row and a.rm.display_name in row, row

@@ -173,6 +173,39 @@ def test_add_workdays_and_workdays_between_are_inverse(start, n):
     assert workdays_between(start, result.day - timedelta(days=1)).count == n - 1
 
 
+def _count_day_by_day(start, end, overrides=None):
+    """The definition: ask is_workday for every day after ``start`` up to ``end``."""
+    count, rule, d = 0, CALENDAR_RULE_PRC, start + timedelta(days=1)
+    while d <= end:
+        ok, r = is_workday(d, overrides)
+        count += ok
+        if r == CALENDAR_RULE_FALLBACK:
+            rule = CALENDAR_RULE_FALLBACK
+        d += timedelta(days=1)
+    return WorkdayCount(count, rule)
+
+
+@given(
+    st.dates(min_value=date(2003, 6, 1), max_value=date(2029, 6, 30)),
+    st.integers(min_value=-3, max_value=1200),
+    st.dictionaries(st.dates(min_value=date(2003, 1, 1), max_value=date(2029, 12, 31)), st.booleans(), max_size=12),
+)
+def test_workdays_between_counts_what_is_workday_says_day_by_day(start, days, overrides):
+    """The running totals per year give the day-by-day count and rule, across years, the library's last covered
+    year, uncovered years, and overrides inside, outside and at the ends of the range."""
+    end = start + timedelta(days=days)
+    edges = {start: True, end: False, start + timedelta(days=1): False}  # overrides at the range's ends
+    for extra in ({}, edges):
+        got = workdays_between(start, end, {**overrides, **extra})
+        assert got == _count_day_by_day(start, end, {**overrides, **extra})
+
+
+def test_workdays_between_ignores_an_override_keyed_by_a_datetime():
+    """is_workday looks days up by date, so a datetime key overrides nothing there, nor in the count."""
+    monday = date(2025, 3, 3)
+    assert workdays_between(monday, monday + timedelta(days=7), {datetime(2025, 3, 4): False}).count == 5
+
+
 # --------------------------------------------------------------------------------------------------
 # Calendar freshness
 # --------------------------------------------------------------------------------------------------

@@ -127,19 +127,46 @@ def add_workdays(start: _dt.date, n: int, overrides: Overrides = None) -> Workda
     return WorkdayResult(d, rule)
 
 
+@lru_cache(maxsize=64)
+def _year_counts(year: int) -> tuple[tuple[int, ...], bool]:
+    """``(counts, covered)`` for ``year`` without overrides: ``counts[i]`` is the number of working days among its
+    first ``i`` days (``counts[0] == 0``); ``covered`` is whether the PRC calendar covers the year."""
+    day = _dt.date(year, 1, 1)
+    one = _dt.timedelta(days=1)
+    counts = [0]
+    while day.year == year:
+        counts.append(counts[-1] + is_workday(day)[0])
+        day += one
+    return tuple(counts), year in covered_years()
+
+
+def _count_through(d: _dt.date) -> int:
+    """Working days (without overrides) from January 1st of ``d``'s year to ``d`` inclusive."""
+    return _year_counts(d.year)[0][d.timetuple().tm_yday]
+
+
 def workdays_between(start: _dt.date, end: _dt.date, overrides: Overrides = None) -> WorkdayCount:
-    """Count working days from the day after ``start`` to ``end`` inclusive (0 if end <= start)."""
+    """Count working days from the day after ``start`` to ``end`` inclusive (0 if end <= start).
+
+    The same count as asking :func:`is_workday` day by day, from running totals per year (the SLA of every row of
+    the credit list, however long ago the application was accepted): the years' counts without overrides, then
+    each override in the range replaces its day's own answer."""
     start, end = _as_date(start), _as_date(end)
-    rule = CALENDAR_RULE_PRC
-    count = 0
-    d = start + _dt.timedelta(days=1)
-    while d <= end:
-        ok, r = is_workday(d, overrides)
-        if r == CALENDAR_RULE_FALLBACK:
-            rule = CALENDAR_RULE_FALLBACK
-        count += ok
-        d += _dt.timedelta(days=1)
-    return WorkdayCount(count, rule)
+    if end <= start:
+        return WorkdayCount(0, CALENDAR_RULE_PRC)
+    first = start + _dt.timedelta(days=1)
+    count, covered = 0, True
+    for year in range(first.year, end.year + 1):
+        counts, year_covered = _year_counts(year)
+        covered = covered and year_covered
+        upto = counts[end.timetuple().tm_yday] if year == end.year else counts[-1]
+        before = counts[first.timetuple().tm_yday - 1] if year == first.year else 0
+        count += upto - before
+    if overrides:
+        for day, working in overrides.items():  # (a datetime key is no day's override, as in is_workday)
+            if type(day) is _dt.date and first <= day <= end:
+                count += bool(working) - is_workday(day)[0]
+    return WorkdayCount(count, CALENDAR_RULE_PRC if covered else CALENDAR_RULE_FALLBACK)
 
 
 def calendar_is_stale(today: Optional[_dt.date] = None) -> bool:

@@ -70,6 +70,9 @@ def _user():
 
 
 def _filter_choices():
+    """The lists' filter choices. The rows' products, branches, industries, areas and (for the bureau) banks are
+    among them: read before a row's are asked for, the session finds each by key without a statement
+    (queries._LIST_LOADS)."""
     from crm.core.models import Area, Industry
     from crm.orgs.models import Campaign, Organisation, OrgKind
 
@@ -97,6 +100,7 @@ def _filter_choices():
 def index():
     """Applications (filterable), each open one with its deadline and working days left."""
     filters = queries.Filters.from_args(request.args)
+    choices = _filter_choices()  # the rows' products and branches are among them (queries._LIST_LOADS)
     page = queries.application_page(filters, request.args.get("after"))
     today = today_local()
     overrides = load_overrides()
@@ -104,7 +108,7 @@ def index():
     filter_args = {k: request.args[k] for k in queries.FILTER_PARAMS if request.args.get(k)}
     return render_template("credit/index.html", rows=rows, filters=filters, today=today, page=page,
                            filter_args=filter_args, provisional=any(p and p.provisional for _a, p in rows),
-                           **_filter_choices())
+                           **choices)
 
 
 def _firm_lookup_url():
@@ -366,11 +370,12 @@ def complete_valuation(valuation_id):
 def sla():
     """Open applications due soon or breached, per bank and branch."""
     filters = queries.Filters.from_args(request.args)
+    choices = _filter_choices()  # first: sla_watch groups the rows by their banks and branches, among these
     today = today_local()
     groups = queries.sla_watch(today, load_overrides(), filters)
     provisional = any(p.provisional for g in groups for _a, p in g.rows)
     return render_template("credit/sla.html", groups=groups, today=today, filters=filters, provisional=provisional,
-                           **_filter_choices())
+                           **choices)
 
 
 @bp.route("/ip-pledges")
@@ -378,6 +383,9 @@ def sla():
 def ip_pledges():
     """Approved IP-pledge deals: the bureau sees every bank's, a bank user their own."""
     filters = queries.Filters.from_args(request.args)
+    # first, for the page and the file alike: the deals' products, banks, branches, industries and areas are among
+    # the filters' choices (queries._LIST_LOADS)
+    choices = _filter_choices()
     deals = queries.ip_pledge_deals(filters)
     totals = queries.deal_totals(deals)
     if request.args.get("format") == "xlsx":
@@ -390,7 +398,7 @@ def ip_pledges():
         db.session.commit()
         return send_xlsx(f"知识产权质押业务_{today_local().isoformat()}.xlsx", headers, rows, sheet_title="知识产权质押")
     return render_template("credit/ip_pledges.html", deals=deals, totals=totals, filters=filters,
-                           registered_fen=queries.registered_fen, **_filter_choices())
+                           registered_fen=queries.registered_fen, **choices)
 
 
 def _deal_rows(deals):
