@@ -91,3 +91,29 @@ def test_a_render_finds_the_callables_bound_to_its_translations(app):
         assert {k: context[k].__qualname__ for k in ("gettext", "ngettext")} == {
             "gettext": "_template_gettext.<locals>.gettext", "ngettext": "_template_gettext.<locals>.ngettext"}
 
+
+
+def test_a_lazy_label_is_shown_in_the_locale_of_the_moment_as_flask_babels_is(app):
+    """crm.i18n.lazy_gettext keeps the translations it found with the locale they are for: a ``force_locale`` in
+    the middle of a request (the report, in Chinese) shows its labels in that locale, and the labels after it in
+    the request's own again; with variables, before a locale is chosen and outside a request, as Flask-Babel's."""
+    from flask_babel import lazy_gettext as babel_lazy
+
+    from crm.i18n import lazy_gettext
+
+    mine, theirs = lazy_gettext("Sign out"), babel_lazy("Sign out")
+    with_vars = lazy_gettext("%(num)s record", num=2), babel_lazy("%(num)s record", num=2)
+    assert str(mine) == str(theirs)  # outside a request (the fixture's application context: its locale)
+    with app.test_request_context("/"):
+        assert str(mine) == "退出登录"  # the first in the request chooses the locale
+        with force_locale("en"):
+            assert (str(mine), mine.__html__()) == ("Sign out", "Sign out")
+            assert str(with_vars[0]) == str(with_vars[1])
+        assert (str(mine), mine.__html__()) == ("退出登录", "退出登录")
+        assert str(with_vars[0]) == str(with_vars[1]) and str(with_vars[0]) != "%(num)s record"
+        assert render_template_string("{{ label }}", label=mine) == "退出登录"
+        with force_locale("en"):
+            assert render_template_string("{{ label }}|{{ _('Sign out') }}", label=mine) == "Sign out|Sign out"
+        assert str(mine) == str(theirs)
+    with app.test_request_context("/"), force_locale("en"):
+        assert str(mine) == "Sign out"  # a new request: nothing of the last one's is kept

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from crm.api import tokens_bp
@@ -12,6 +12,7 @@ from crm.auth.forms import EmptyForm
 from crm.auth.models import ApiToken
 from crm.core.navigation import add_nav
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 
 add_nav("tokens.index", _l("API tokens"), "key", profile=True)
 

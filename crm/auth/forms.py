@@ -1,6 +1,6 @@
 """Sign-in and password forms."""
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
+from crm.i18n import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from flask_babel import lazy_gettext as _l
+from crm.i18n import lazy_gettext as _l
 
 __all__ = ["DomainError", "StaleEditError", "check_version", "CONFLICT_MESSAGE", "ACTION_CONFLICT_MESSAGE"]
 

@@ -13,7 +13,6 @@ import re
 from typing import Any, Callable, Optional, TypeVar, Union
 
 from flask import flash, redirect
-from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy.orm.exc import StaleDataError
@@ -23,6 +22,7 @@ from wtforms.validators import StopValidation
 
 from crm.core.edits import ACTION_CONFLICT_MESSAGE, CONFLICT_MESSAGE, DomainError, StaleEditError
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 
 __all__ = ["Form", "Select", "CONTROL_CHARACTERS", "refuse_control_characters", "add_field_error", "show_error",
            "save_form", "perform", "conflict"]

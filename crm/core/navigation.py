@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, get_template_attribute, request
 from flask_babel import get_locale, gettext
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+
+from crm.i18n import lazy_gettext as _l
 
 
 @dataclass(frozen=True)

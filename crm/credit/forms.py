@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
 from wtforms import (
     BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField,
@@ -14,6 +13,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from crm.core.formatting import wan_to_fen
 from crm.credit.models import OwnerRelation, PatentKind
 from crm.credit.services import LEGAL_STATUSES, MAX_DISCOUNT_BP, MAX_TERM_MONTHS
+from crm.i18n import lazy_gettext as _l
 
 OWNER_RELATIONS = {
     OwnerRelation.SELF: _l("The borrower itself"),

@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Optional
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 
 from crm.auth.models import BANK_ROLES, User, normalize_username
 from crm.core.formatting import today_local
@@ -26,6 +25,7 @@ from crm.credit import services
 from crm.credit.models import CreditApplication, Pledge, PledgeStatus, Stage
 from crm.extensions import db
 from crm.firms.models import Firm
+from crm.i18n import lazy_gettext as _l
 from crm.imports.framework import ImportContext, Ledger, Row, RowError, register_ledger
 
 COLUMNS = {

@@ -12,7 +12,6 @@ from datetime import date
 from typing import Optional
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
 from crm.auth.models import BANK_ROLES, User
@@ -28,6 +27,7 @@ from crm.credit.models import (
 )
 from crm.extensions import db
 from crm.firms.models import Firm
+from crm.i18n import lazy_gettext as _l
 from crm.orgs.models import Campaign, Organisation
 
 MAX_TERM_MONTHS = 360

@@ -14,9 +14,8 @@ declined, withdrawn and repaid are final.
 """
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
-
 from crm.credit.models import Stage
+from crm.i18n import lazy_gettext as _l
 
 FINAL_STAGES = frozenset({Stage.DECLINED, Stage.WITHDRAWN, Stage.REPAID})
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 import sqlalchemy as sa
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from crm.auth.decorators import bank_user_required, role_required
@@ -35,6 +34,7 @@ from crm.credit.services import LEGAL_STATUSES
 from crm.credit.sla import application_sla, load_overrides, valuation_promise
 from crm.extensions import db
 from crm.firms.models import Firm
+from crm.i18n import lazy_gettext as _l
 
 add_nav("credit.index", _l("Credit"), "cash-coin", order=40)
 add_nav("credit.calendar", _l("Working-day calendar"), "calendar3", roles={"admin"}, order=90, profile=True)

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from flask import abort, flash, g, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
@@ -29,6 +29,7 @@ from crm.dashboard.services import (
     parse_target_value, progress, save_targets, target_levels, targets_map,
 )
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 from crm.orgs.models import Campaign, Organisation, OrgKind, campaign_org
 
 add_nav("dashboard.index", _l("Dashboard"), "speedometer2", order=70)

@@ -1,7 +1,6 @@
 """Events forms: event editing, registrations, invitations, walk-ins, public self-registration, exports."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
 from wtforms import (
     BooleanField,
@@ -22,6 +21,7 @@ from wtforms.fields.choices import SelectChoice
 
 from crm.core.validators import normalize_credit_code, normalize_mobile
 from crm.core.validators import ValidationError as CnValidationError
+from crm.i18n import lazy_gettext as _l
 
 KIND_LABELS = {
     "park": _l("Park session"),

@@ -15,7 +15,6 @@ from datetime import date, datetime, timezone
 from typing import Optional
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 
 from crm.auth.models import Role, User, normalize_username
 from crm.core.formatting import LOCAL_TZ
@@ -23,6 +22,7 @@ from crm.core.models import Industry
 from crm.events import services
 from crm.events.models import CheckinMethod, Event, EventKind, EventStatus, Registration, RegistrationStatus
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 from crm.imports.framework import ImportContext, Ledger, Row, RowError, register_ledger
 
 #: bank users import (rows carry the importing user's bank, as in every ledger); the /imports page stays closed

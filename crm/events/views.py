@@ -5,7 +5,6 @@ import sqlalchemy as sa
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.auth.decorators import role_required
@@ -36,6 +35,7 @@ from crm.events.forms import (
 from crm.events.models import CheckinMethod, Event, EventStatus, Registration, RegistrationSource
 from crm.events.qr import qr_response
 from crm.extensions import db, limiter
+from crm.i18n import lazy_gettext as _l
 from crm.orgs.models import Campaign
 
 ORGANISER_ROLES = (Role.RM, Role.BANK_MANAGER, Role.BUREAU, Role.ADMIN)

@@ -1,7 +1,6 @@
 """Firm, contact and account forms."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
 from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
@@ -9,6 +8,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional, Vali
 from crm.core.formatting import fen_to_wan, wan_to_fen
 from crm.firms import lookups
 from crm.firms.models import SizeClass, SmeTier
+from crm.i18n import lazy_gettext as _l
 
 SIZE_LABELS = {
     SizeClass.LARGE: _l("Large"), SizeClass.MEDIUM: _l("Medium"), SizeClass.SMALL: _l("Small"),

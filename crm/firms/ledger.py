@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm.attributes import set_committed_value
 
 from crm.core import audit
@@ -26,6 +25,7 @@ from crm.dashboard import snapshots
 from crm.extensions import db
 from crm.firms import services
 from crm.firms.models import Contact, Firm, FirmAccount, SmeTier
+from crm.i18n import lazy_gettext as _l
 from crm.imports.framework import (AuditBatch, ImportContext, Ledger, Row, RowError, in_values, insert_rows,
                                    register_ledger)
 

@@ -7,7 +7,6 @@ import sqlalchemy as sa
 from flask import (abort, current_app, flash, jsonify, redirect, render_template, request,
                    stream_with_context, url_for)
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 from sqlalchemy.orm import joinedload, selectinload
@@ -29,6 +28,7 @@ from crm.firms import bp, lookups, queries, services
 from crm.firms.forms import SME_LABELS, SIZE_LABELS, ContactForm, FirmForm, OwnerForm
 from crm.firms.models import Contact, Firm, FirmAccount
 from crm.firms.timeline import FirmRecords, firm_history, firm_timeline
+from crm.i18n import lazy_gettext as _l
 
 add_nav("firms.index", _l("Firms"), "buildings", order=20)
 

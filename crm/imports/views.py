@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from crm.core.forms import Form
 from flask_wtf.file import FileField, FileRequired
@@ -16,6 +15,7 @@ from wtforms.validators import DataRequired, Optional
 from crm.core.navigation import add_nav
 from crm.core.spreadsheets import Sheet, send_xlsx
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 from crm.imports import bp, storage
 from crm.imports.framework import ImportContext, Report, get_ledger, ledgers_for, run_import
 

@@ -1,6 +1,6 @@
 """Administration forms."""
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
+from crm.i18n import lazy_gettext as _l
 from wtforms import DateField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 

@@ -2,7 +2,6 @@
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.auth import services as accounts
@@ -11,6 +10,7 @@ from crm.auth.forms import EmptyForm
 from crm.auth.models import Role, User
 from crm.core.navigation import add_nav
 from crm.extensions import db
+from crm.i18n import lazy_gettext as _l
 from crm.orgs import bp, services
 from crm.orgs.forms import CampaignForm, OrgForm, UserForm
 from crm.orgs.models import Campaign, Organisation, OrgKind

@@ -1,13 +1,13 @@
 """The data-subject request form: the person's mobile (required) and, optionally, their name."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from wtforms import StringField, TelField
 from wtforms.validators import InputRequired, ValidationError
 
 from crm.core.forms import Form
 from crm.core.validators import ValidationError as CnValidationError
 from crm.core.validators import normalize_mobile, normalize_text
+from crm.i18n import lazy_gettext as _l
 
 MOBILE_REQUIRED = _l("Enter the person's mobile number.")
 MOBILE_INVALID = _l("Enter a valid mainland China mobile number: 11 digits starting with 1 "

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import current_app, render_template, request
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from crm.auth.decorators import role_required
@@ -10,6 +9,7 @@ from crm.auth.models import Role
 from crm.core.navigation import add_nav
 from crm.core.spreadsheets import send_xlsx
 from crm.extensions import db, limiter
+from crm.i18n import lazy_gettext as _l
 from crm.privacy import bp, services
 from crm.privacy.forms import SubjectForm
 

@@ -1,7 +1,6 @@
 """Visit and follow-up forms."""
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
 from crm.core.forms import Form
 from wtforms import (
     BooleanField, DateField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField, SubmitField,
@@ -12,6 +11,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 from crm.core.formatting import fen_to_wan, today_local, wan_to_fen
 from crm.firms import lookups
 from crm.firms.forms import _wan
+from crm.i18n import lazy_gettext as _l
 
 
 class VisitForm(Form):

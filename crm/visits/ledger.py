@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 
 from crm.auth.models import Role, User, normalize_username
 from crm.core.models import VisitMode, WillingnessLevel
 from crm.extensions import db
 from crm.firms import lookups
 from crm.firms.services import FirmError
+from crm.i18n import lazy_gettext as _l
 from crm.imports.framework import ImportContext, Ledger, Row, RowError, register_ledger
 from crm.visits import services
 from crm.visits.models import Visit

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -21,6 +20,7 @@ from crm.extensions import db
 from crm.firms import lookups, queries
 from crm.firms.models import Firm
 from crm.firms.services import bank_user_choices, bank_users, visible_contacts
+from crm.i18n import lazy_gettext as _l
 from crm.orgs.models import Organisation
 from crm.visits import bp, services
 from crm.visits.forms import FollowUpDoneForm, FollowUpForm, ReassignForm, VisitForm
