@@ -120,7 +120,10 @@ class FollowUp(TimestampMixin, VersionMixin, db.Model):
     visit: Mapped[Optional[Visit]] = relationship()
     assignee: Mapped["User"] = relationship(foreign_keys=[assignee_id])
 
-    __table_args__ = (sa.Index("ix_follow_up_assignee_status_due", "assignee_id", "status", "due_on"),)
+    __table_args__ = (sa.Index("ix_follow_up_assignee_status_due", "assignee_id", "status", "due_on"),
+                      # a bank's overdue follow-ups and their count per branch (migration 0017)
+                      sa.Index("ix_follow_up_bank_status_due", "bank_id", "status", "due_on", "assignee_id",
+                               postgresql_include=["id"]))
 
     @classmethod
     def __tenant_criteria__(cls, bank_id):

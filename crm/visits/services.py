@@ -367,8 +367,12 @@ def overdue_in_bank(bank_id: int, today: Optional[date] = None, *, branch_id: Op
 
     today = today or today_local()
     cond = sa.and_(FollowUp.bank_id == bank_id, FollowUp.status == FollowUpStatus.OPEN, FollowUp.due_on < today)
+    # "+ 0": the assignee is looked up from each follow-up, never the follow-ups from each person. SQLite otherwise
+    # walked every person's overdue follow-ups by the index that begins with the assignee and read each row for its
+    # bank (13-16 ms at scale 1); this way the bank's come from ix_follow_up_bank_status_due alone (2 ms)
     rows = db.session.execute(
-        sa.select(User.org_id, sa.func.count(FollowUp.id)).join(User, User.id == FollowUp.assignee_id)
+        sa.select(User.org_id, sa.func.count(FollowUp.id))
+        .join(User, User.id == FollowUp.assignee_id + sa.literal_column("0"))
         .where(cond).group_by(User.org_id)).all()
     counts = dict(rows)
     orgs = db.session.scalars(sa.select(Organisation).where(
