@@ -38,6 +38,8 @@ def _template_gettext(translations):
     @pass_eval_context
     def gettext(eval_ctx, string, /, **variables):  # positional-only: any keyword is the string's variable
         rv = ugettext(string)
+        if not variables and "%" not in rv:  # %-formatting would give the same text: skip its 2 µs
+            return Markup(rv) if eval_ctx.autoescape else rv
         return (Markup(rv) if eval_ctx.autoescape else rv) % variables
 
     @pass_eval_context
@@ -46,7 +48,9 @@ def _template_gettext(translations):
         rv = ungettext(singular, plural, num)
         return (Markup(rv) if eval_ctx.autoescape else rv) % variables
 
-    return {"gettext": gettext, "ngettext": ngettext}
+    # ``_`` as well: Jinja's own ``_`` (the i18n extension's alias) calls the context's ``gettext`` through a second
+    # Context.call, about 3 µs more for each of the page's strings
+    return {"gettext": gettext, "ngettext": ngettext, "_": gettext}
 
 
 def register(app) -> None:

@@ -159,3 +159,28 @@ def test_the_api_never_accepts_a_browser_session_cookie_for_writes(app, client, 
         resp = client.open(sample_url(rule), method=method, json={"name": "x"})
     assert resp.status_code in (400, 401), f"{method} {path}: {resp.status_code}"
     assert spy.committed(ignore={"audit_entry"}) == []
+
+
+def test_every_form_of_a_list_carries_the_requests_token_and_each_one_posts(app, client, world):
+    """The follow-up list has a form per item, each with the token the page's render asked for once: the same
+    token in every form, and the one of the session (a form posted with it is accepted)."""
+    import re
+    from datetime import date, timedelta
+
+    from tests import factories
+
+    items = [factories.follow_up(world.firm, world.rm_a, date.today() + timedelta(days=i), title=f"事项{i}")
+             for i in range(3)]
+    db.session.commit()
+    sign_in(client)
+    html = client.get("/visits/followups/mine").get_data(as_text=True)
+    tokens = re.findall(r'<form method="post" action="/visits/followups/\d+/done"[^>]*>\s*'
+                        r'<input type="hidden" name="csrf_token" value="([^"]+)"', html)
+    assert len(tokens) == len(items) and len(set(tokens)) == 1
+    resp = client.post(f"/visits/followups/{items[1].id}/done",
+                       data={"csrf_token": tokens[0], "outcome": "已办", "version": "1"})
+    assert resp.status_code == 302
+    client.get("/")  # a new request: a new render asks again and gets the session's token, which still posts
+    token = csrf_token_of(client, "/visits/followups/mine")
+    assert client.post(f"/visits/followups/{items[2].id}/done",
+                       data={"csrf_token": token, "outcome": "已办", "version": "1"}).status_code == 302

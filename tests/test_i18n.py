@@ -88,8 +88,23 @@ def test_a_render_finds_the_callables_bound_to_its_translations(app):
     with app.test_request_context("/"):
         context: dict = {}
         app.update_template_context(context)
-        assert {k: context[k].__qualname__ for k in ("gettext", "ngettext")} == {
-            "gettext": "_template_gettext.<locals>.gettext", "ngettext": "_template_gettext.<locals>.ngettext"}
+        assert {k: context[k].__qualname__ for k in ("gettext", "ngettext", "_")} == {
+            "gettext": "_template_gettext.<locals>.gettext", "ngettext": "_template_gettext.<locals>.ngettext",
+            "_": "_template_gettext.<locals>.gettext"}
+
+
+@pytest.mark.parametrize("autoescape", [True, False])
+def test_a_string_is_formatted_as_flask_babels_whether_it_has_variables_or_not(app, autoescape):
+    """Without variables and without a "%" the text is shown as it is; with a "%" it is %-formatted even without
+    variables ("%%" shows "%"), as Jinja's newstyle gettext does."""
+    src = "{{ _('Sign out') }}|{{ _('100%% sure') }}|{{ gettext('<b>') }}|{{ _('%(n)s%%', n='<i>') }}"
+    with app.test_request_context("/"), force_locale("en"):
+        app.jinja_env.autoescape = autoescape
+        try:
+            out = render_template_string(src)
+        finally:
+            app.jinja_env.autoescape = True
+    assert out == ("Sign out|100% sure|<b>|&lt;i&gt;%" if autoescape else "Sign out|100% sure|<b>|<i>%")
 
 
 
