@@ -74,6 +74,9 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["local_dt"] = local_dt
     app.jinja_env.filters["mask_mobile"] = mask_mobile
     app.jinja_env.globals["today_local"] = today_local
+    from crm.core.urls import row_url
+
+    app.jinja_env.globals["row_url"] = row_url
     from flask_babel import get_locale
 
     app.jinja_env.globals["get_locale"] = get_locale

@@ -1,9 +1,35 @@
-"""Safe redirects: only to paths on this site."""
+"""Safe redirects: only to paths on this site. The URLs of a list's rows (``row_url``)."""
 from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from flask import redirect, url_for
+from flask import redirect, request, url_for
+
+#: the placeholder id a row URL is built with once per request (no row has it; its digits occur once in the URL)
+_PLACEHOLDER = 7_919_191_919_191_919
+
+
+def row_url(endpoint: str, **values) -> str:
+    """``url_for(endpoint, **values)`` for a row of a list, where one integer (the row's id) changes from row to row.
+
+    The request builds the endpoint's URL once, with a placeholder id, and each row's URL is that text with the
+    row's id in place of the placeholder: the same URL as ``url_for`` gives, which costs 8-15 µs a call, 50-100
+    times a list page. Anything else (no value, several, a value that is not an ``int``, a URL in which the
+    placeholder does not occur exactly once) is ``url_for``'s own.
+    """
+    if len(values) != 1:
+        return url_for(endpoint, **values)
+    ((key, value),) = values.items()
+    if type(value) is not int:
+        return url_for(endpoint, **values)
+    built = request.environ.setdefault("crm.row_urls", {})  # this request's (not g: a test's requests may share it)
+    parts = built.get((endpoint, key))
+    if parts is None:
+        url, placeholder = url_for(endpoint, **{key: _PLACEHOLDER}), str(_PLACEHOLDER)
+        parts = built[(endpoint, key)] = tuple(url.split(placeholder)) if url.count(placeholder) == 1 else ()
+    if not parts:
+        return url_for(endpoint, **values)
+    return f"{parts[0]}{value}{parts[1]}"
 
 
 def is_safe_path(target: str | None) -> bool:
