@@ -165,11 +165,12 @@ def test_every_form_of_a_list_carries_the_requests_token_and_each_one_posts(app,
     """The follow-up list has a form per item, each with the token the page's render asked for once: the same
     token in every form, and the one of the session (a form posted with it is accepted)."""
     import re
-    from datetime import date, timedelta
+    from datetime import timedelta
 
+    from crm.core.formatting import today_local
     from tests import factories
 
-    items = [factories.follow_up(world.firm, world.rm_a, date.today() + timedelta(days=i), title=f"事项{i}")
+    items = [factories.follow_up(world.firm, world.rm_a, today_local() + timedelta(days=i), title=f"事项{i}")
              for i in range(3)]
     db.session.commit()
     sign_in(client)

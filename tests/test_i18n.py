@@ -98,12 +98,13 @@ def test_a_string_is_formatted_as_flask_babels_whether_it_has_variables_or_not(a
     """Without variables and without a "%" the text is shown as it is; with a "%" it is %-formatted even without
     variables ("%%" shows "%"), as Jinja's newstyle gettext does."""
     src = "{{ _('Sign out') }}|{{ _('100%% sure') }}|{{ gettext('<b>') }}|{{ _('%(n)s%%', n='<i>') }}"
+    original = app.jinja_env.autoescape
     with app.test_request_context("/"), force_locale("en"):
         app.jinja_env.autoescape = autoescape
         try:
             out = render_template_string(src)
         finally:
-            app.jinja_env.autoescape = True
+            app.jinja_env.autoescape = original
     assert out == ("Sign out|100% sure|<b>|&lt;i&gt;%" if autoescape else "Sign out|100% sure|<b>|<i>%")
 
 
@@ -130,5 +131,5 @@ def test_a_lazy_label_is_shown_in_the_locale_of_the_moment_as_flask_babels_is(ap
         with force_locale("en"):
             assert render_template_string("{{ label }}|{{ _('Sign out') }}", label=mine) == "Sign out|Sign out"
         assert str(mine) == str(theirs)
-    with app.test_request_context("/"), force_locale("en"):
-        assert str(mine) == "Sign out"  # a new request: nothing of the last one's is kept
+    with app.app_context(), app.test_request_context("/"), force_locale("en"):
+        assert str(mine) == "Sign out"  # another request, English from its first label

@@ -44,3 +44,9 @@ def test_each_request_builds_its_own(app):
         assert row_url("firms.show", firm_id=9) == "/a/firms/9"
     with app.test_request_context("/", base_url="http://localhost/b/"):
         assert row_url("firms.show", firm_id=9) == "/b/firms/9"
+
+
+def test_outside_a_request_it_is_url_for_s_own(app):
+    app.config["SERVER_NAME"] = "crm.example.cn"
+    with app.app_context():
+        assert row_url("firms.show", firm_id=9) == url_for("firms.show", firm_id=9) == "http://crm.example.cn/firms/9"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from flask import redirect, request, url_for
+from flask import has_request_context, redirect, request, url_for
 
 #: the placeholder id a row URL is built with once per request (no row has it; its digits occur once in the URL)
 _PLACEHOLDER = 7_919_191_919_191_919
@@ -15,9 +15,10 @@ def row_url(endpoint: str, **values) -> str:
     The request builds the endpoint's URL once, with a placeholder id, and each row's URL is that text with the
     row's id in place of the placeholder: the same URL as ``url_for`` gives, which costs 8-15 µs a call, 50-100
     times a list page. Anything else (no value, several, a value that is not an ``int``, a URL in which the
-    placeholder does not occur exactly once) is ``url_for``'s own.
+    placeholder does not occur exactly once, no request) is ``url_for``'s own. For a path integer only: not for a rule
+    whose URL depends on the value beyond its digits (a default equal to it, a fixed number of digits).
     """
-    if len(values) != 1:
+    if len(values) != 1 or not has_request_context():
         return url_for(endpoint, **values)
     ((key, value),) = values.items()
     if type(value) is not int:

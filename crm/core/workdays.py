@@ -140,11 +140,6 @@ def _year_counts(year: int) -> tuple[tuple[int, ...], bool]:
     return tuple(counts), year in covered_years()
 
 
-def _count_through(d: _dt.date) -> int:
-    """Working days (without overrides) from January 1st of ``d``'s year to ``d`` inclusive."""
-    return _year_counts(d.year)[0][d.timetuple().tm_yday]
-
-
 def workdays_between(start: _dt.date, end: _dt.date, overrides: Overrides = None) -> WorkdayCount:
     """Count working days from the day after ``start`` to ``end`` inclusive (0 if end <= start).
 
@@ -164,7 +159,7 @@ def workdays_between(start: _dt.date, end: _dt.date, overrides: Overrides = None
         count += upto - before
     if overrides:
         for day, working in overrides.items():  # (a datetime key is no day's override, as in is_workday)
-            if type(day) is _dt.date and first <= day <= end:
+            if isinstance(day, _dt.date) and not isinstance(day, _dt.datetime) and first <= day <= end:
                 count += bool(working) - is_workday(day)[0]
     return WorkdayCount(count, CALENDAR_RULE_PRC if covered else CALENDAR_RULE_FALLBACK)
 

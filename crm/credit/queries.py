@@ -127,8 +127,10 @@ _LIST_LOADS = (joinedload(CreditApplication.firm), selectinload(CreditApplicatio
 
 
 def _with_pledges(stmt: sa.Select) -> sa.Select:
-    """The lists' loads and the pledges with their patents, in one more statement."""
-    return stmt.options(*_LIST_LOADS, selectinload(CreditApplication.pledges).joinedload(Pledge.ip_asset))
+    """The deals' loads: the firm, joined, and the pledges with their patents in one more statement (the deals
+    show no RM; their product, bank, branch, industry and area come as in ``_LIST_LOADS``)."""
+    return stmt.options(joinedload(CreditApplication.firm),
+                        selectinload(CreditApplication.pledges).joinedload(Pledge.ip_asset))
 
 
 @dataclass
