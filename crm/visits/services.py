@@ -42,7 +42,7 @@ MAX_SUMMARY = 5000
 
 
 def _bank_user(user_id, bank_id: int, field_name: str) -> User:
-    ident = row_id(user_id) if user_id not in (None, "") else None
+    ident = row_id(user_id)  # (None for an empty or malformed id)
     user = db.session.get(User, ident) if ident is not None else None
     if user is None or user.bank_id != bank_id or not user.is_active:
         raise VisitError(_("Choose a colleague from your own bank."), field=field_name)
